@@ -1,0 +1,97 @@
+"""Reader throughput for Wikipedia XML, arXiv tarballs and StackExchange Posts.xml vs plain decompression.
+
+For each source: input MB/s (compressed bytes), documents/s, and `NAME_vs_decompress: N.NNx` =
+time(decompress only) / time(reader [+ recipe]) measured side by side in one run (1.00x would mean the
+reader is as fast as just decompressing the file, the floor no reader can beat).
+Run: `python -m benchmarks.readers_b` (needs ../shared/data).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from filters.sources.arxiv import clean_arxiv, read_arxiv
+from filters.sources.base import ReadStats
+from filters.sources.compression import open_decompressed
+from filters.sources.stackexchange import read_stackexchange
+from filters.sources.wikipedia import read_wikipedia_xml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _decompress(data: bytes, name: str) -> None:
+    stream = open_decompressed(io.BytesIO(data), name)
+    while stream.read(1 << 20):
+        pass
+
+
+def _best(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
+    best, result = float("inf"), 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _bench(label: str, files: list[Path], reader, recipe=None, repeat: int = 3) -> list[str]:
+    blobs = [(p.read_bytes(), p.name) for p in files]
+    size = sum(len(b) for b, _ in blobs)
+
+    def decompress() -> int:
+        for data, name in blobs:
+            _decompress(data, name)
+        return 0
+
+    def read() -> int:
+        n = 0
+        for data, name in blobs:
+            stats = ReadStats()
+            for doc in reader(io.BytesIO(data), name, stats):
+                if recipe is None or recipe(doc, stats) is not None:
+                    n += 1
+        return n
+
+    t_dec, _ = _best(decompress, repeat)
+    t_read, docs = _best(read, repeat)
+    return [
+        f"{label}_input_MB_per_s: {size / 1e6 / t_read:.2f}",
+        f"{label}_docs_per_s: {docs / t_read:.1f}",
+        f"{label}_vs_decompress: {t_dec / t_read:.2f}x",
+    ]
+
+
+def run(shared_data: Path) -> list[str]:
+    """Measure the three readers on the real samples; returns the lines it prints."""
+    lines: list[str] = []
+    wiki = shared_data / "wikipedia"
+    lines += _bench(
+        "wikipedia_xml",
+        [
+            wiki / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+            wiki / "ukwiki-sample.xml.bz2",
+        ],
+        read_wikipedia_xml,
+        repeat=1,
+    )
+    lines += _bench(
+        "arxiv", sorted((shared_data / "arxiv").glob("*.tar.gz")), read_arxiv, clean_arxiv, repeat=5
+    )
+    lines += _bench(
+        "stackexchange",
+        sorted((shared_data / "stackexchange").glob("*.Posts.xml.gz")),
+        read_stackexchange,
+        repeat=3,
+    )
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
+if __name__ == "__main__":
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data"
+    run(data)

@@ -1,0 +1,1 @@
+"""The `corral` command: thin dispatch to each stage's own main."""

@@ -1,0 +1,268 @@
+"""MinHash signatures and LSH band keys for near-duplicate detection (SPEC §4).
+
+RedPajama v2 settings: 128 permutations over 13-word shingles of normalised text, LSH bands
+14×9 / 9×13 / 5×25 for Jaccard thresholds 0.7 / 0.8 / 0.9.
+
+The values are bit-for-bit those of ``datasketch.MinHash(num_perm, seed, scheme=...)`` fed with
+``update(shingle)`` for every shingle of :func:`shingles` (same SHA1-32 input hash, same permutation
+parameters, taken from datasketch itself), but a whole batch of documents is computed with one
+vectorised numpy pass instead of one Python call per shingle. Grouping the keys into clusters is the
+pipeline's job; this module only computes signatures and keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+import sys
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from datasketch import MinHash
+from datasketch.lsh import _optimal_param
+
+Scheme = Literal["affine32", "legacy"]
+
+#: Every signature value fits in 32 bits (both schemes); an empty document keeps this value everywhere.
+EMPTY_VALUE = np.uint64((1 << 32) - 1)
+_MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+_MAX32 = np.uint64((1 << 32) - 1)
+
+#: (bands, rows) at 128 permutations, from SPEC §4 (RedPajama v2).
+SPEC_LSH_PARAMS: dict[float, tuple[int, int]] = {0.7: (14, 9), 0.8: (9, 13), 0.9: (5, 25)}
+
+# Rows of the (shingles × num_perm) matrix computed at once: bounds memory (8 MiB per 16k rows at 128
+# perms) however long a document is, e.g. a 10 MB single line.
+_CHUNK_ROWS = 16384
+
+
+@lru_cache(maxsize=1)
+def _translation_table() -> dict[int, int | None]:
+    """Delete ASCII `string.punctuation` (what RedPajama v2 removes) and every Unicode punctuation
+    character (category P*); turn control characters (Cc, e.g. NUL) into spaces so they separate words."""
+    table: dict[int, int | None] = {ord(c): None for c in string.punctuation}
+    for cp in range(sys.maxunicode + 1):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] == "P":
+            table[cp] = None
+        elif cat == "Cc":
+            table[cp] = 0x20
+    return table
+
+
+def normalize_for_minhash(text: str) -> str:
+    """Normalise text before shingling so trivial edits do not hide duplicates.
+
+    NFD, punctuation deleted (ASCII `string.punctuation` as RedPajama v2, plus all Unicode P*),
+    control characters → space, lowercase, whitespace collapsed to single spaces and stripped.
+    Combining marks are KEPT (RedPajama v2 only applies NFD), so "café" and "cafe" stay different words.
+    """
+    text = unicodedata.normalize("NFD", text)
+    return " ".join(text.translate(_translation_table()).lower().split())
+
+
+def _shingle_spans(norm: bytes, ngram: int) -> tuple[list[int], list[int]]:
+    """Byte (start, end) of every word n-gram of a normalised, UTF-8 encoded text (single spaces).
+
+    Slicing one encoded buffer avoids building a string per shingle; a space byte never occurs inside a
+    multi-byte UTF-8 sequence, so the spans are exactly the encodings of the joined words.
+    """
+    if ngram < 1:
+        raise ValueError(f"ngram must be >= 1, got {ngram}")
+    if not norm:
+        return [], []
+    spaces = np.flatnonzero(np.frombuffer(norm, dtype=np.uint8) == 0x20)
+    n_words = len(spaces) + 1
+    if n_words <= ngram:
+        return [0], [len(norm)]
+    starts = np.concatenate(([0], spaces + 1))
+    ends = np.concatenate((spaces, [len(norm)]))
+    return starts[: n_words - ngram + 1].tolist(), ends[ngram - 1 :].tolist()
+
+
+def _encode(text: str) -> bytes:
+    # surrogatepass: lone surrogates (invalid UTF-16 left in scraped text) still hash deterministically.
+    return normalize_for_minhash(text).encode("utf-8", "surrogatepass")
+
+
+def shingles(text: str, ngram: int = 13) -> list[bytes]:
+    """Word n-gram shingles (UTF-8, words joined by one space) of the normalised text.
+
+    A text with fewer than `ngram` words gives one shingle of all its words; an empty text gives none.
+    Lone surrogates are encoded with ``surrogatepass`` so any Python string hashes deterministically.
+    Duplicate shingles are kept (they do not change a MinHash).
+    """
+    norm = _encode(text)
+    starts, ends = _shingle_spans(norm, ngram)
+    return [norm[s:e] for s, e in zip(starts, ends, strict=True)]
+
+
+def _sha1_32_spans(buf: bytes, starts: list[int], ends: list[int]) -> bytes:
+    """datasketch's `sha1_hash32` (first 4 bytes of SHA1, read little-endian) of each span, concatenated."""
+    mv = memoryview(buf)
+    sha1 = hashlib.sha1
+    return b"".join([sha1(mv[s:e]).digest()[:4] for s, e in zip(starts, ends, strict=True)])
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3 32-bit finalizer, datasketch's one-shot pre-mix for the affine schemes."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+class MinHasher:
+    """Batch MinHash identical to datasketch's, for many documents in one numpy pass.
+
+    `scheme="affine32"` is datasketch 2.x's default (fmix32 then ``a*h+b mod 2^32``, a bijection);
+    `scheme="legacy"` is the pre-2.0 ``(a*h+b) mod (2^61-1)`` truncated to 32 bits. Signatures are
+    returned as uint64 either way.
+    """
+
+    def __init__(self, num_perm: int = 128, ngram: int = 13, seed: int = 1, scheme: Scheme = "affine32"):
+        if num_perm < 1:
+            raise ValueError(f"num_perm must be >= 1, got {num_perm}")
+        if scheme not in ("affine32", "legacy"):
+            raise ValueError(f"scheme must be 'affine32' or 'legacy', got {scheme!r}")
+        if ngram < 1:
+            raise ValueError(f"ngram must be >= 1, got {ngram}")
+        self.num_perm = num_perm
+        self.ngram = ngram
+        self.seed = seed
+        self.scheme: Scheme = scheme
+        # Reuse datasketch's own permutation generation so the values match it exactly.
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
+        if scheme == "affine32":
+            self._a = np.asarray(a, dtype=np.uint32)
+            self._b = np.asarray(b, dtype=np.uint32)
+        else:
+            self._a = np.asarray(a, dtype=np.uint64)
+            self._b = np.asarray(b, dtype=np.uint64)
+
+    def _permute(self, hv: np.ndarray) -> np.ndarray:
+        """(k,) uint32 input hashes → (num_perm, k) permuted values (uint32 or uint64 by scheme).
+
+        Permutations on the first axis so the per-document min-reduction runs over contiguous memory.
+        """
+        if self.scheme == "affine32":
+            return self._a[:, None] * _fmix32(hv) + self._b[:, None]  # uint32 wrap-around is the mod 2^32
+        h = hv.astype(np.uint64)
+        return ((self._a[:, None] * h + self._b[:, None]) % _MERSENNE_PRIME) & _MAX32
+
+    def signatures(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), num_perm) uint64 signatures; a text without shingles gets all `EMPTY_VALUE`."""
+        if isinstance(texts, str):
+            raise TypeError("signatures() takes a sequence of texts, not one str; use signature()")
+        n = len(texts)
+        out = np.full((n, self.num_perm), EMPTY_VALUE, dtype=np.uint64)
+        digests: list[bytes] = []
+        counts = np.zeros(n, dtype=np.int64)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+            norm = _encode(text)
+            starts, ends = _shingle_spans(norm, self.ngram)
+            counts[i] = len(starts)
+            digests.append(_sha1_32_spans(norm, starts, ends))
+        if not counts.any():
+            return out
+        hv = np.frombuffer(b"".join(digests), dtype="<u4")
+        del digests
+        doc_of = np.repeat(np.arange(n, dtype=np.int64), counts)
+        for start in range(0, len(hv), _CHUNK_ROWS):
+            stop = min(start + _CHUNK_ROWS, len(hv))
+            phv = self._permute(hv[start:stop])
+            docs = doc_of[start:stop]
+            # Documents are contiguous runs: reduce each run, then merge with what earlier chunks found.
+            seg_starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+            mins = np.minimum.reduceat(phv, seg_starts, axis=1).T.astype(np.uint64)
+            seg_docs = docs[seg_starts]
+            out[seg_docs] = np.minimum(out[seg_docs], mins)
+        return out
+
+    def signature(self, text: str) -> np.ndarray:
+        """One document's (num_perm,) signature."""
+        return self.signatures([text])[0]
+
+
+def jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
+    """MinHash estimate of the Jaccard similarity: the fraction of equal signature positions."""
+    a = np.asarray(sig_a)
+    b = np.asarray(sig_b)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"signatures must be 1-D and of equal length, got {a.shape} and {b.shape}")
+    return float(np.count_nonzero(a == b)) / a.size
+
+
+@lru_cache(maxsize=64)
+def lsh_params(
+    threshold: float,
+    num_perm: int = 128,
+    false_positive_weight: float = 0.5,
+    false_negative_weight: float = 0.5,
+) -> tuple[int, int]:
+    """(bands, rows) for a Jaccard threshold.
+
+    At 128 permutations and thresholds 0.7 / 0.8 / 0.9 these are SPEC §4's RedPajama v2 values; anything
+    else is datasketch's `_optimal_param`: the b×r ≤ num_perm minimising the weighted false-positive and
+    false-negative areas under the S-curve 1-(1-s^r)^b.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if num_perm == 128:
+        for t, br in SPEC_LSH_PARAMS.items():
+            if abs(threshold - t) < 1e-9:
+                return br
+    b, r = _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
+    return int(b), int(r)
+
+
+def _check_bands(num_perm: int, bands: int, rows: int) -> None:
+    if bands < 1 or rows < 1 or bands * rows > num_perm:
+        raise ValueError(f"bands×rows must be ≥ 1 and ≤ num_perm ({num_perm}), got {bands}×{rows}")
+    if bands > 0xFFFF:
+        raise ValueError(f"at most 65535 bands, got {bands}")
+
+
+def band_keys(signature_row: np.ndarray, bands: int, rows: int) -> list[bytes]:
+    """One LSH key per band: 2-byte big-endian band index + the band's values as big-endian uint32.
+
+    Documents that share any key are candidate duplicates; the band index in the key keeps equal values
+    in different bands apart. An empty document (all `EMPTY_VALUE`) gets NO keys: it has no shingles, so
+    it is nobody's near-duplicate (otherwise all empty documents would form one cluster).
+    """
+    return band_keys_batch(np.asarray(signature_row)[None, :], bands, rows)[0]
+
+
+def band_keys_batch(signatures: np.ndarray, bands: int, rows: int) -> list[list[bytes]]:
+    """`band_keys` for every row of an (n, num_perm) signature array."""
+    sigs = np.asarray(signatures)
+    if sigs.ndim != 2:
+        raise ValueError(f"signatures must be 2-D (n, num_perm), got shape {sigs.shape}")
+    n, num_perm = sigs.shape
+    _check_bands(num_perm, bands, rows)
+    if n == 0:
+        return []
+    used = sigs[:, : bands * rows]
+    if used.size and int(used.max()) > int(_MAX32):
+        raise ValueError("signature values exceed 32 bits: not a MinHasher signature")
+    width = 2 + 4 * rows
+    buf = np.empty((n, bands, width), dtype=np.uint8)
+    buf[:, :, :2] = np.arange(bands, dtype=">u2").view(np.uint8).reshape(bands, 2)
+    buf[:, :, 2:] = np.ascontiguousarray(used.astype(">u4")).view(np.uint8).reshape(n, bands, 4 * rows)
+    empty = np.all(sigs == EMPTY_VALUE, axis=1)
+    flat = buf.tobytes()
+    row_bytes = bands * width
+    out: list[list[bytes]] = []
+    for i in range(n):
+        if empty[i]:
+            out.append([])
+            continue
+        base = i * row_bytes
+        out.append([flat[base + j * width : base + (j + 1) * width] for j in range(bands)])
+    return out

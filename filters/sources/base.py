@@ -1,0 +1,63 @@
+"""What every reader shares: counted drops, dead letters, and errors that name the file and position.
+
+A reader is a generator `read(stream, name, stats) -> Iterator[Document]` over an already-open binary
+stream, so `pipeline/` can hand it a Beam `FileSystems` stream (gs:// works) while tests hand it a
+local file. Nothing is dropped silently: every drop goes through `ReadStats.drop` with a reason, and
+every record that could not be parsed through `ReadStats.dead_letter`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ReaderError(Exception):
+    """An input that cannot be read further; names the file and the byte offset (or record) where it broke."""
+
+    def __init__(self, name: str, position: int | str | None, message: str) -> None:
+        self.name = name
+        self.position = position
+        self.message = message
+        where = f"{name}" if position is None else f"{name} at {position}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A record that could not be turned into a document, kept for inspection instead of lost."""
+
+    file: str
+    position: int | str | None
+    reason: str
+    detail: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "position": self.position, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass
+class ReadStats:
+    """Counts what a reader saw: documents emitted, drops by reason, repaired text, dead letters."""
+
+    emitted: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    repaired: Counter = field(default_factory=Counter)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] += n
+
+    def repair(self, what: str, n: int = 1) -> None:
+        self.repaired[what] += n
+
+    def dead_letter(self, file: str, position: int | str | None, reason: str, detail: str = "") -> None:
+        self.dropped[reason] += 1
+        self.dead_letters.append(DeadLetter(file, position, reason, detail[:2000]))
+
+    def merge(self, other: ReadStats) -> None:
+        self.emitted += other.emitted
+        self.dropped.update(other.dropped)
+        self.repaired.update(other.repaired)
+        self.dead_letters.extend(other.dead_letters)

@@ -1,0 +1,133 @@
+"""Transparent decompression by magic bytes, with truncation reported as a `ReaderError` at a byte offset.
+
+Dumps arrive as gzip (often multi-member, as WET files are), bz2 (Wikipedia), xz, or plain. The
+format is sniffed from the first bytes, not trusted from the file name.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from filters.sources.base import ReaderError
+
+_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bz2",
+    b"\xfd7zXZ\x00": "xz",
+}
+
+
+def sniff_compression(head: bytes) -> str:
+    """Return 'gzip', 'bz2', 'xz' or 'plain' for the first bytes of a stream."""
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "plain"
+
+
+class _Peekable(io.RawIOBase):
+    """Give back bytes already read for sniffing, then continue with the underlying stream."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the compressed bytes consumed so errors can name a byte offset in the original file."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.consumed += n
+        return n
+
+
+class DecompressedStream(io.RawIOBase):
+    """A readable binary stream of decompressed bytes; truncation or corruption raise `ReaderError`.
+
+    `compressed_offset` is how many bytes of the original file were consumed when the error occurred.
+    """
+
+    def __init__(self, raw: BinaryIO, name: str) -> None:
+        head = raw.read(6)
+        self.kind = sniff_compression(head)
+        self.name = name
+        self._counter = _CountingReader(_Peekable(head, raw))  # type: ignore[arg-type]
+        buffered = io.BufferedReader(self._counter, buffer_size=1 << 16)
+        if self.kind == "gzip":
+            self._inner: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
+        elif self.kind == "bz2":
+            self._inner = bz2.BZ2File(buffered, mode="rb")  # type: ignore[assignment]
+        elif self.kind == "xz":
+            self._inner = lzma.LZMAFile(buffered, mode="rb")  # type: ignore[assignment]
+        else:
+            self._inner = buffered  # type: ignore[assignment]
+        self.decompressed_offset = 0
+
+    @property
+    def compressed_offset(self) -> int:
+        return self._counter.consumed
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        try:
+            # read1: at most one underlying read, so the bytes decompressed before a truncation are
+            # returned (read(n) loops to fill n and loses them when the stream breaks mid-buffer)
+            data = self._inner.read1(len(b))
+        except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            raise ReaderError(
+                self.name,
+                f"byte {self.compressed_offset} (decompressed byte {self.decompressed_offset})",
+                f"{self.kind} stream is truncated or corrupt: {exc}",
+            ) from exc
+        n = len(data)
+        b[:n] = data
+        self.decompressed_offset += n
+        return n
+
+
+def open_decompressed(raw: BinaryIO, name: str) -> io.BufferedReader:
+    """Wrap an open binary stream so reads return decompressed bytes (buffered)."""
+    return io.BufferedReader(DecompressedStream(raw, name), buffer_size=1 << 16)
+
+
+def open_path(path: str) -> BinaryIO:
+    """Open a local path for reading as binary (the pipeline uses Beam FileSystems instead)."""
+    return open(path, "rb")
+
+
+def iter_lines(raw: BinaryIO, name: str) -> Iterator[bytes]:
+    """Decompressed lines (with their newline) of a stream, streaming."""
+    stream = open_decompressed(raw, name)
+    yield from stream

@@ -1,0 +1,1 @@
+"""pipeline: see DESIGN.md; filled in by its own issue."""

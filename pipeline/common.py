@@ -1,0 +1,101 @@
+"""Shared Beam plumbing: counted drops per reason, and atomic file writes through Beam's `FileSystems`.
+
+Every stage that drops a document says why: it bumps a Beam `Metrics` counter (logged at the end of a
+run) and emits `(key, n)` on the `counts` output, which the writer sums into the source's
+`manifest.json`. Counts travel as data rather than as metrics because metrics are not exact on every
+runner, and the manifest's `read = kept + Σ dropped` must be exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+COUNTS = "counts"
+DEAD = "dead"
+
+READ = "read"
+KEPT = "kept"
+
+
+def dropped(reason: str) -> str:
+    """The counts key for documents dropped for `reason`."""
+    return f"dropped.{reason}"
+
+
+class CountingDoFn(beam.DoFn):
+    """A DoFn that counts per bundle and emits the totals on the `counts` output in `finish_bundle`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._counts: Counter[str] = Counter()
+
+    def start_bundle(self) -> None:
+        self._counts = Counter()
+
+    def count(self, key: str, n: int = 1) -> None:
+        if n:
+            self._counts[key] += n
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.count(dropped(reason), n)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for key, n in sorted(self._counts.items()):
+            Metrics.counter(f"corral.{self.source}", key).inc(n)
+            yield beam.pvalue.TaggedOutput(COUNTS, GlobalWindows.windowed_value((key, n)))
+        self._counts = Counter()
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write `data` to a temporary sibling, then rename: readers never see a half-written file."""
+    tmp = f"{path}.tmp-{os.getpid()}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
+def sha256_of(path: str) -> str:
+    """sha256 of a file read through FileSystems (streamed)."""
+    digest = hashlib.sha256()
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def localize(path: str, cache_dir: str | None = None) -> str:
+    """A local path for a model file (KenLM, SentencePiece and fastText need one); copies gs:// files."""
+    if "://" not in path:
+        return path
+    import tempfile
+
+    cache = cache_dir or os.path.join(tempfile.gettempdir(), "corral-models")
+    os.makedirs(cache, exist_ok=True)
+    local = os.path.join(cache, hashlib.sha1(path.encode()).hexdigest()[:16] + "-" + os.path.basename(path))
+    if not os.path.exists(local):
+        tmp = f"{local}.tmp-{os.getpid()}"
+        with (
+            open(tmp, "wb") as out,
+            FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f,
+        ):
+            for block in iter(lambda: f.read(1 << 20), b""):
+                out.write(block)
+        os.replace(tmp, local)
+    return local

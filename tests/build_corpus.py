@@ -1,0 +1,168 @@
+"""Small original corpora for the build tests: English-like pages from a word grammar, planted duplicates.
+
+Used to (re)generate `tests/fixtures/build_*` (run `python tests/build_corpus.py`) and, in the tests,
+to write larger synthetic corpora (e.g. one boilerplate line in every document) into a temp folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+SUBJECTS = [
+    "the river",
+    "a small village",
+    "the old bridge",
+    "our team",
+    "the local council",
+    "every farmer",
+    "the museum",
+    "a young engineer",
+    "the railway company",
+    "the school",
+    "many visitors",
+    "the northern valley",
+    "a group of students",
+    "the city library",
+    "the harbour",
+]
+VERBS = [
+    "built",
+    "visited",
+    "described",
+    "improved",
+    "studied",
+    "opened",
+    "repaired",
+    "protected",
+    "celebrated",
+    "measured",
+    "painted",
+    "planned",
+    "documented",
+    "supported",
+    "explored",
+]
+OBJECTS = [
+    "a new road",
+    "the stone church",
+    "the annual festival",
+    "a wooden boat",
+    "the ancient walls",
+    "the summer market",
+    "a long report",
+    "the mountain path",
+    "the public garden",
+    "a music hall",
+    "the water supply",
+    "the first map of the region",
+    "a collection of letters",
+    "the grain mill",
+]
+TAILS = [
+    "in the spring of that year",
+    "after a long winter",
+    "with help from the neighbours",
+    "before the war began",
+    "during the harvest",
+    "for the first time",
+    "over several decades",
+    "because the old one had failed",
+    "despite the heavy rain",
+    "near the edge of the forest",
+]
+
+FRENCH = (
+    "Le petit village se trouve au bord de la rivière, entre les collines et la forêt. Chaque été, les "
+    "habitants organisent une grande fête sur la place du marché, avec de la musique et des repas partagés. "
+    "La vieille église, construite au douzième siècle, attire de nombreux visiteurs qui viennent admirer "
+    "ses vitraux. Les enfants vont à l'école du village le matin et jouent près du pont l'après-midi. "
+    "Le conseil municipal a décidé de rénover la bibliothèque et de planter des arbres le long de la route."
+)
+MASH = (
+    "qwpeoriu zmxncbv lkajsdhf poiuqwer mznxbcv asdlkfj qpwoeiru zxcmvnb alskdjf woeiruty xcvbnmz sldkfjg "
+    "rutyeiwo cvbnxmz dkfjgls eiruqpwo vbncmxz fjgkdls iruqowep bnmzxcv jgkfdls ruqowepi nmzxcvb gkfjdls "
+)
+
+
+def sentence(rng: random.Random) -> str:
+    s = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(TAILS)}."
+    return s[0].upper() + s[1:]
+
+
+def paragraph(rng: random.Random, n: int) -> str:
+    return " ".join(sentence(rng) for _ in range(n))
+
+
+def wet_record(url: str, text: str) -> bytes:
+    body = text.encode("utf-8")
+    head = (
+        "WARC/1.0\r\nWARC-Type: conversion\r\n"
+        f"WARC-Target-URI: {url}\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
+        f"WARC-Record-ID: <urn:uuid:{abs(hash(url)) % 10**12:012d}-0000-0000-0000-000000000000>\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("ascii")
+    return head + body + b"\r\n\r\n"
+
+
+BOILERPLATE = [
+    "Copyright 2024 Example Network. All rights reserved.",
+    "Subscribe to our newsletter for weekly updates.",
+]
+
+
+def cc_pages(seed: int = 7) -> list[tuple[str, str]]:
+    """(url, text) pages: 8 English pages with two boilerplate lines, a near-duplicate pair, French, mash, short."""
+    rng = random.Random(seed)
+    pages = []
+    for i in range(8):
+        lines = [paragraph(rng, 4), BOILERPLATE[0], paragraph(rng, 5), BOILERPLATE[1], paragraph(rng, 3)]
+        pages.append((f"http://example.org/page{i}", "\n".join(lines)))
+    long_para = paragraph(rng, 40)
+    pages.append(("http://news.example.com/story", long_para + " The end of the story."))
+    pages.append(("http://mirror.example.net/story", long_para + " The end of the tale."))
+    pages.append(("http://exemple.fr/village", FRENCH))
+    mash = " ".join(f"the {w} of" for w in (MASH * 3).split())
+    pages.append(("http://spam.example.biz/x", mash))
+    pages.append(("http://example.org/short", "Too short to keep."))
+    return pages
+
+
+def write_wet(path: Path, pages: list[tuple[str, str]]) -> None:
+    path.write_bytes(b"".join(wet_record(u, t) for u, t in pages))
+
+
+def wiki_xml(pages: list[tuple[int, str, str]], dbname: str = "enwiki") -> bytes:
+    out = [
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="en">',
+        f"<siteinfo><sitename>Test</sitename><dbname>{dbname}</dbname><namespaces>"
+        '<namespace key="0" case="first-letter" /></namespaces></siteinfo>',
+    ]
+    for pid, title, text in pages:
+        out.append(
+            f"<page><title>{escape(title)}</title><ns>0</ns><id>{pid}</id><revision><id>{pid}00</id>"
+            f'<timestamp>2024-01-01T00:00:00Z</timestamp><text xml:space="preserve">{escape(text)}</text>'
+            "</revision></page>"
+        )
+    out.append("</mediawiki>")
+    return "\n".join(out).encode("utf-8")
+
+
+def wiki_pages(n: int = 60, seed: int = 11) -> list[tuple[int, str, str]]:
+    rng = random.Random(seed)
+    return [(i + 1, f"Article {i + 1}", "\n\n".join(paragraph(rng, 5) for _ in range(3))) for i in range(n)]
+
+
+def main() -> None:
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    fixtures.mkdir(exist_ok=True)
+    write_wet(fixtures / "build_cc.warc.wet", cc_pages())
+    (fixtures / "build_enwiki.xml").write_bytes(wiki_xml(wiki_pages()))
+    whole = gzip.compress(b"".join(wet_record(u, t) for u, t in cc_pages(seed=99)[:3]), mtime=0)
+    (fixtures / "build_cc_truncated.warc.wet.gz").write_bytes(whole[: len(whole) * 2 // 3])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""tokenizer_training: see DESIGN.md; filled in by its own issue."""
