@@ -1,0 +1,106 @@
+"""The LLaMA/RedPajama "Wikipedia reference" classifier: a fastText linear model telling pages that
+Wikipedia cites (or, as a proxy, Wikipedia-like text) from random Common Crawl pages (SPEC §2).
+
+RedPajama keeps CommonCrawl pages with `P(wiki) >= 0.25`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+POSITIVE = "__label__wiki"
+NEGATIVE = "__label__cc"
+
+
+class WikiRefSettings(BaseModel):
+    threshold: float = Field(default=0.25, ge=0.0, le=1.0, description="keep pages with P(wiki) >= threshold")
+    epoch: int = Field(default=10, gt=0)
+    lr: float = Field(default=0.5, gt=0)
+    word_ngrams: int = Field(default=2, ge=1)
+    dim: int = Field(default=64, gt=0)
+
+
+def _one_line(text: str) -> str:
+    """fastText reads one example per line: newlines and control characters become spaces; lowercased."""
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return " ".join(text.lower().split())
+
+
+def _write_examples(label: str, texts: Iterable[str], out) -> int:
+    n = 0
+    for t in texts:
+        line = _one_line(t)
+        if line:
+            out.write(f"{label} {line}\n")
+            n += 1
+    return n
+
+
+class WikiRefClassifier:
+    """`train(positives, negatives, out_path)` / `load(path)` / `predict_proba(text)`."""
+
+    def __init__(self, model) -> None:  # a fasttext model
+        self._model = model
+        labels = model.get_labels()
+        if POSITIVE not in labels:
+            raise ValueError(f"not a wiki-reference classifier: labels are {labels}")
+
+    @classmethod
+    def train(
+        cls,
+        positive_texts: Iterable[str],
+        negative_texts: Iterable[str],
+        out_path: str | os.PathLike[str],
+        settings: WikiRefSettings | None = None,
+        seed: int = 0,
+    ) -> WikiRefClassifier:
+        """Train on two streams of texts (written to a temp file, not held in memory); saved atomically."""
+        import fasttext
+
+        settings = settings or WikiRefSettings()
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".wikiref-") as tmp:
+            train_file = Path(tmp) / "train.txt"
+            with open(train_file, "w", encoding="utf-8") as f:
+                n_pos = _write_examples(POSITIVE, positive_texts, f)
+                n_neg = _write_examples(NEGATIVE, negative_texts, f)
+            if n_pos == 0 or n_neg == 0:
+                raise ValueError(f"wiki-ref training needs both classes: {n_pos} positives, {n_neg} negatives")
+            model = fasttext.train_supervised(
+                input=str(train_file),
+                epoch=settings.epoch,
+                lr=settings.lr,
+                wordNgrams=settings.word_ngrams,
+                dim=settings.dim,
+                thread=1,  # deterministic for a given seed and input order
+                seed=seed,
+                verbose=0,
+            )
+            tmp_model = Path(tmp) / "model.bin"
+            model.save_model(str(tmp_model))
+            os.replace(tmp_model, out)
+        return cls(model)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> WikiRefClassifier:
+        from filters.langid import _load_fasttext
+
+        return cls(_load_fasttext(Path(path)))
+
+    def predict_proba(self, text: str) -> float:
+        """Probability that `text` is Wikipedia-reference quality."""
+        return self.predict_proba_batch([text])[0]
+
+    def predict_proba_batch(self, texts: list[str]) -> list[float]:
+        labels, probs = self._model.predict([_one_line(t) for t in texts], k=2)
+        out = []
+        for lab, pr in zip(labels, probs, strict=True):
+            p = dict(zip(lab, (float(x) for x in pr), strict=True))
+            out.append(min(1.0, p.get(POSITIVE, 1.0 - p.get(NEGATIVE, 0.0))))
+        return out

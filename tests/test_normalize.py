@@ -1,0 +1,63 @@
+"""CCNet normalisation semantics (SPEC §3), pinned with our own examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters.normalize import UNICODE_PUNCT, normalize_for_dedup, normalize_for_lm
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Call 555-1234 now", "call 000-0000 now"),  # ASCII digits
+        ("Année ٢٠٢٣", "année 0000"),  # Arabic-Indic digits
+        ("वर्ष २०२४", "वर्ष 0000"),  # Devanagari digits
+        ("Ｐｒｉｃｅ ０１２", "ｐｒｉｃｅ 000"),  # fullwidth digits are \d too
+    ],
+)
+def test_dedup_digits_become_zero_in_every_script(text: str, expected: str) -> None:
+    assert normalize_for_dedup(text) == expected
+
+
+def test_dedup_removes_listed_unicode_punct_keeps_ascii_punct() -> None:
+    # cc_net strips before deleting punctuation, so the space before a trailing "％" survives
+    assert normalize_for_dedup("«Bonjour», dit-il… 【note】 ％") == "bonjour, dit-il note "
+    assert normalize_for_dedup('He said: "stop!" (twice); ok?') == 'he said: "stop!" (twice); ok?'
+    for ch in UNICODE_PUNCT:
+        assert normalize_for_dedup(f"a{ch}b") == "ab"
+
+
+def test_dedup_keeps_accents_and_inner_whitespace_strips_ends() -> None:
+    assert normalize_for_dedup("  Crème  BRÛLÉE\t ") == "crème  brûlée"
+
+
+def test_dedup_removes_control_characters() -> None:
+    assert normalize_for_dedup("a\x00b\x07c\x1fd\x7fe\x85f\x9fg") == "abcdefg"
+    assert normalize_for_dedup("tab\tinside") == "tabinside"  # \t is U+0009: a control char, as in cc_net
+
+
+def test_dedup_empty_and_whitespace() -> None:
+    assert normalize_for_dedup("") == ""
+    assert normalize_for_dedup(" \t \n ") == ""
+
+
+def test_lm_strips_accents_maps_punct_and_joins_lines() -> None:
+    assert normalize_for_lm("Crème Brûlée") == "creme brulee"
+    assert normalize_for_lm("«Oui» — dit-il…") == '"oui"  -  dit-il...'
+    assert normalize_for_lm("Line one\nLine 2") == "line oneline 0"  # control chars (\n) removed: one line
+
+
+def test_lm_versus_dedup_accents() -> None:
+    line = "Ça coûte 12 €"
+    assert normalize_for_dedup(line) == "ça coûte 00 €"
+    assert normalize_for_lm(line) == "ca coute 00 €"
+
+
+@pytest.mark.parametrize("fn", [normalize_for_dedup, normalize_for_lm])
+def test_bad_input_is_defined(fn) -> None:
+    assert fn("a\ud800b") == "a\ud800b".lower()  # lone surrogate passes through untouched
+    assert fn("x\x00y") == "xy"
+    big = "Word " * 2_000_000  # a 10 MB single line
+    assert len(fn(big)) == len(big.strip())
+    assert fn("English текст 中文 العربية") == "english текст 中文 العربية"
