@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -29,7 +30,9 @@ _LABEL_PREFIX = "__label__"
 class LangIDSettings(BaseModel):
     """Language-ID stage settings: which model, and the score below which a document is dropped."""
 
-    model_path: str | None = Field(default=None, description="lid.176.bin/.ftz; default: $CORRAL_LID_MODEL or the wheel's ftz")
+    model_path: str | None = Field(
+        default=None, description="lid.176.bin/.ftz; default: $CORRAL_LID_MODEL or the wheel's ftz"
+    )
     threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0.0, le=1.0)
     languages: list[str] | None = Field(default=None, description="keep only these languages (None: all)")
 
@@ -68,6 +71,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _probe_limits(model_size: int):
+    """Limits for the probe child: no core file, and an address-space cap so that a truncated model's
+    garbage sizes fail fast with bad_alloc instead of grinding for seconds before the segfault."""
+    cap = max(4 << 30, 8 * model_size)
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    return apply
+
+
 def verify_model_file(path: Path) -> None:
     """Refuse a model file that would crash fastText.
 
@@ -84,7 +99,12 @@ def verify_model_file(path: Path) -> None:
             "import sys, fasttext; fasttext.FastText.eprint = lambda *a, **k: None; "
             "m = fasttext.load_model(sys.argv[1]); m.predict('a short smoke test sentence')"
         )
-        result = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", probe, str(path)],
+            capture_output=True,
+            text=True,
+            preexec_fn=_probe_limits(path.stat().st_size),
+        )
         if result.returncode != 0:
             detail = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
             raise ModelFileError(

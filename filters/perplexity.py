@@ -33,10 +33,14 @@ BUCKETS = ("head", "middle", "tail")
 class PerplexitySettings(BaseModel):
     """LM-training settings (CCNet defaults)."""
 
-    vocab_size: int = Field(default=65536, gt=0, description="SentencePiece vocabulary (a soft cap for small inputs)")
+    vocab_size: int = Field(
+        default=65536, gt=0, description="SentencePiece vocabulary (a soft cap for small inputs)"
+    )
     order: int = Field(default=5, ge=2, description="KenLM n-gram order")
     lmplz_memory: str = Field(default="20%", description="lmplz -S: memory for sorting")
-    sp_input_sentence_size: int = Field(default=1_000_000, gt=0, description="lines sampled to train SentencePiece")
+    sp_input_sentence_size: int = Field(
+        default=1_000_000, gt=0, description="lines sampled to train SentencePiece"
+    )
 
 
 class LMTrainingError(RuntimeError):
@@ -117,18 +121,33 @@ def _run(cmd: list[str], stdin_path: Path | None, what: str) -> subprocess.Compl
 
 
 def _lmplz(pieces: Path, arpa: Path, settings: PerplexitySettings, tmp: Path) -> None:
-    base = [kenlm_tool("lmplz"), "-o", str(settings.order), "-S", settings.lmplz_memory, "-T", str(tmp), "--arpa", str(arpa)]
+    base = [
+        kenlm_tool("lmplz"),
+        "-o",
+        str(settings.order),
+        "-S",
+        settings.lmplz_memory,
+        "-T",
+        str(tmp),
+        "--arpa",
+        str(arpa),
+    ]
     result = _run(base, pieces, "lmplz")
     if result.returncode != 0:
         # Tiny or skewed corpora make Kneser-Ney discounts undefined: retry as lmplz itself suggests.
-        log.warning("lmplz failed (%s); retrying with --discount_fallback", result.stderr.decode(errors="replace")[-300:])
+        log.warning(
+            "lmplz failed (%s); retrying with --discount_fallback",
+            result.stderr.decode(errors="replace")[-300:],
+        )
         result = _run([*base, "--discount_fallback"], pieces, "lmplz")
     if result.returncode != 0:
         raise LMTrainingError(
             f"lmplz failed on {pieces} (exit {result.returncode}):\n{result.stderr.decode(errors='replace')[-4000:]}"
         )
     if not _arpa_has_ngrams(arpa):
-        raise LMTrainingError(f"lmplz wrote an ARPA file without n-grams ({arpa}); the training text is too small")
+        raise LMTrainingError(
+            f"lmplz wrote an ARPA file without n-grams ({arpa}); the training text is too small"
+        )
 
 
 def _arpa_has_ngrams(arpa: Path) -> bool:
@@ -175,7 +194,9 @@ def train_lm(
         binary = tmp / f"{lang}.arpa.bin"
         result = _run([kenlm_tool("build_binary"), str(arpa), str(binary)], None, "build_binary")
         if result.returncode != 0:
-            raise LMTrainingError(f"build_binary failed on {arpa}:\n{result.stderr.decode(errors='replace')[-4000:]}")
+            raise LMTrainingError(
+                f"build_binary failed on {arpa}:\n{result.stderr.decode(errors='replace')[-4000:]}"
+            )
         final_sp, final_lm = out / f"{lang}.sp.model", out / f"{lang}.arpa.bin"
         os.replace(sp_path, final_sp)
         os.replace(binary, final_lm)
@@ -186,21 +207,29 @@ def train_lm(
 class PerplexityScorer:
     """Scores documents with a SentencePiece model and a KenLM model, loaded once."""
 
-    def __init__(self, sp_model_path: str | os.PathLike[str], kenlm_model_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, sp_model_path: str | os.PathLike[str], kenlm_model_path: str | os.PathLike[str]
+    ) -> None:
         import kenlm
         import sentencepiece as spm
 
         for path in (sp_model_path, kenlm_model_path):
             if not Path(path).is_file():
-                raise ModelLoadError(f"model file does not exist: {path}. Train it with `corral lm --manifest …`.")
+                raise ModelLoadError(
+                    f"model file does not exist: {path}. Train it with `corral lm --manifest …`."
+                )
         try:
             self._sp = spm.SentencePieceProcessor(model_file=str(sp_model_path))
         except (RuntimeError, OSError) as exc:
-            raise ModelLoadError(f"cannot load SentencePiece model {sp_model_path}: {exc}. Retrain it with `corral lm`.") from exc
+            raise ModelLoadError(
+                f"cannot load SentencePiece model {sp_model_path}: {exc}. Retrain it with `corral lm`."
+            ) from exc
         try:
             self._lm = kenlm.Model(str(kenlm_model_path))
         except (OSError, RuntimeError) as exc:
-            raise ModelLoadError(f"cannot load KenLM model {kenlm_model_path}: {exc}. Retrain it with `corral lm`.") from exc
+            raise ModelLoadError(
+                f"cannot load KenLM model {kenlm_model_path}: {exc}. Retrain it with `corral lm`."
+            ) from exc
 
     def perplexity(self, text: str) -> float:
         """`10 ** (-log10 P(pieces) / (n_pieces + 1))`, the document scored as one sentence with <s> and </s>."""

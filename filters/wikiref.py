@@ -71,7 +71,9 @@ class WikiRefClassifier:
                 n_pos = _write_examples(POSITIVE, positive_texts, f)
                 n_neg = _write_examples(NEGATIVE, negative_texts, f)
             if n_pos == 0 or n_neg == 0:
-                raise ValueError(f"wiki-ref training needs both classes: {n_pos} positives, {n_neg} negatives")
+                raise ValueError(
+                    f"wiki-ref training needs both classes: {n_pos} positives, {n_neg} negatives"
+                )
             model = fasttext.train_supervised(
                 input=str(train_file),
                 epoch=settings.epoch,

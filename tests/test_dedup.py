@@ -10,7 +10,7 @@ from filters.normalize import normalize_for_dedup
 
 
 def test_line_hash_is_sha1_first_8_bytes_little_endian() -> None:
-    digest = hashlib.sha1("hello world".encode()).digest()
+    digest = hashlib.sha1(b"hello world").digest()
     assert line_hash("hello world") == int.from_bytes(digest[:8], "little")
     assert line_hash("hello world") != int.from_bytes(digest[:8], "big")
     assert 0 <= line_hash("x") < 2**64

@@ -45,7 +45,11 @@ def test_predict_contract(lid: LanguageIdentifier) -> None:
 
 
 def test_batch_equals_single(lid: LanguageIdentifier) -> None:
-    texts = ["This is English text about the weather.", "Questo è un testo italiano.", "これは日本語の文です。"]
+    texts = [
+        "This is English text about the weather.",
+        "Questo è un testo italiano.",
+        "これは日本語の文です。",
+    ]
     assert lid.predict_batch(texts) == [lid.predict(t) for t in texts]
     assert [lang for lang, _ in lid.predict_batch(texts)] == ["en", "it", "ja"]
 
@@ -84,7 +88,9 @@ def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
 @pytest.mark.realdata
 def test_leipzig_accuracy(lid: LanguageIdentifier, shared_data: Path) -> None:
     rows = []
-    with gzip.open(shared_data / "langid" / "leipzig_sentences_75lang.dev.tsv.gz", "rt", encoding="utf-8") as f:
+    with gzip.open(
+        shared_data / "langid" / "leipzig_sentences_75lang.dev.tsv.gz", "rt", encoding="utf-8"
+    ) as f:
         for line in f:
             lang, _, text = line.rstrip("\n").partition("\t")
             rows.append((lang, text))
@@ -105,9 +111,20 @@ def test_leipzig_accuracy(lid: LanguageIdentifier, shared_data: Path) -> None:
 
 @pytest.mark.realdata
 def test_tatoeba_non_latin_scripts(lid: LanguageIdentifier, shared_data: Path) -> None:
-    iso3_to_1 = {"rus": "ru", "jpn": "ja", "ara": "ar", "ell": "el", "heb": "he", "kor": "ko", "ukr": "uk", "hin": "hi"}
+    iso3_to_1 = {
+        "rus": "ru",
+        "jpn": "ja",
+        "ara": "ar",
+        "ell": "el",
+        "heb": "he",
+        "kor": "ko",
+        "ukr": "uk",
+        "hin": "hi",
+    }
     rows = []
-    with gzip.open(shared_data / "langid" / "tatoeba_nonascii_CC0_sample.tsv.gz", "rt", encoding="utf-8") as f:
+    with gzip.open(
+        shared_data / "langid" / "tatoeba_nonascii_CC0_sample.tsv.gz", "rt", encoding="utf-8"
+    ) as f:
         next(f)
         for line in f:
             _, lang3, text = line.rstrip("\n").split("\t", 2)

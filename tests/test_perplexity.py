@@ -12,10 +12,29 @@ import pytest
 
 from filters.perplexity import BucketCutoffs, LMTrainingError, ModelLoadError, PerplexityScorer, train_lm
 
-SUBJECTS = ["the farmer", "a small child", "the old teacher", "my neighbour", "the river pilot", "her brother"]
+SUBJECTS = [
+    "the farmer",
+    "a small child",
+    "the old teacher",
+    "my neighbour",
+    "the river pilot",
+    "her brother",
+]
 VERBS = ["carried", "painted", "repaired", "counted", "watched", "described"]
-OBJECTS = ["the wooden boat", "a basket of apples", "the village bridge", "three brown horses", "the garden wall"]
-TAILS = ["before the storm.", "on a quiet morning.", "with great care.", "near the market.", "for the festival."]
+OBJECTS = [
+    "the wooden boat",
+    "a basket of apples",
+    "the village bridge",
+    "three brown horses",
+    "the garden wall",
+]
+TAILS = [
+    "before the storm.",
+    "on a quiet morning.",
+    "with great care.",
+    "near the market.",
+    "for the festival.",
+]
 
 
 def _sentences(rng: random.Random, n: int) -> list[str]:
@@ -75,7 +94,9 @@ def test_buckets() -> None:
 
 
 def test_tiny_data_falls_back_or_fails_clearly(tmp_path: Path) -> None:
-    files = train_lm(["Only one short line here."], tmp_path, "xx", vocab_size=1000)  # needs --discount_fallback
+    files = train_lm(
+        ["Only one short line here."], tmp_path, "xx", vocab_size=1000
+    )  # needs --discount_fallback
     assert math.isfinite(PerplexityScorer(files.sp_model, files.kenlm_model).perplexity("one line"))
     with pytest.raises(LMTrainingError, match="no text"):
         train_lm(["", "   "], tmp_path / "empty", "xx")

