@@ -66,7 +66,7 @@ def _bench(label: str, files: list[Path], reader, recipe=None, repeat: int = 3) 
 
 
 def run(shared_data: Path) -> list[str]:
-    """Measure the three readers on the real samples; returns the lines it prints."""
+    """Measure the three readers on the real samples; returns the benchmark lines."""
     lines: list[str] = []
     wiki = shared_data / "wikipedia"
     lines += _bench(
@@ -87,11 +87,10 @@ def run(shared_data: Path) -> list[str]:
         read_stackexchange,
         repeat=3,
     )
-    for line in lines:
-        print(line, flush=True)
     return lines
 
 
 if __name__ == "__main__":
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data"
-    run(data)
+    for line in run(data):
+        print(line, flush=True)
