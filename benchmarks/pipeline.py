@@ -6,7 +6,7 @@ Prints ratio lines measured side by side in this run:
 plus absolute rates and peak memory. The chain is normalise + line hash + global line dedup + LID (+
 perplexity when `filters.perplexity` and a trained LM are available: pass --lm-dir DIR).
 Documents: original synthetic English pages (tests/build_corpus.py), 4 shared boilerplate lines each.
-Run: python benchmarks/pipeline.py [--docs 4000] [--lm-dir build/demo/lm]
+Run: python benchmarks/pipeline.py [--docs 12000] [--lm-dir build/demo/lm]
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def build_rate(n_docs: int, workers: int, tmp: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=4000)
+    ap.add_argument("--docs", type=int, default=12000)
     ap.add_argument("--lm-dir", default=None)
     args = ap.parse_args()
     import logging

@@ -23,6 +23,12 @@ class WikiRefSettings(BaseModel):
     lr: float = Field(default=0.5, gt=0)
     word_ngrams: int = Field(default=2, ge=1)
     dim: int = Field(default=64, gt=0)
+    bucket: int | None = Field(
+        default=None,
+        gt=0,
+        description="hash buckets for word n-grams; None: the training tokens, clamped to [10k, 2M] "
+        "(fastText's fixed 2M buckets make a 512 MB model even for a tiny training set)",
+    )
 
 
 def _one_line(text: str) -> str:
@@ -31,14 +37,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _write_examples(label: str, texts: Iterable[str], out) -> int:
-    n = 0
+def _write_examples(label: str, texts: Iterable[str], out) -> tuple[int, int]:
+    """Write `label text` lines; returns (examples, tokens)."""
+    n = tokens = 0
     for t in texts:
         line = _one_line(t)
         if line:
             out.write(f"{label} {line}\n")
             n += 1
-    return n
+            tokens += line.count(" ") + 1
+    return n, tokens
 
 
 class WikiRefClassifier:
@@ -68,8 +76,8 @@ class WikiRefClassifier:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".wikiref-") as tmp:
             train_file = Path(tmp) / "train.txt"
             with open(train_file, "w", encoding="utf-8") as f:
-                n_pos = _write_examples(POSITIVE, positive_texts, f)
-                n_neg = _write_examples(NEGATIVE, negative_texts, f)
+                n_pos, tok_pos = _write_examples(POSITIVE, positive_texts, f)
+                n_neg, tok_neg = _write_examples(NEGATIVE, negative_texts, f)
             if n_pos == 0 or n_neg == 0:
                 raise ValueError(
                     f"wiki-ref training needs both classes: {n_pos} positives, {n_neg} negatives"
@@ -80,6 +88,7 @@ class WikiRefClassifier:
                 lr=settings.lr,
                 wordNgrams=settings.word_ngrams,
                 dim=settings.dim,
+                bucket=settings.bucket or min(2_000_000, max(10_000, tok_pos + tok_neg)),
                 thread=1,  # deterministic for a given seed and input order
                 seed=seed,
                 verbose=0,

@@ -48,7 +48,8 @@ class CCNetSettings(_Strict):
     missing_lm: Literal["keep", "drop"] = "keep"  # a language without a trained LM
     wikiref: bool = False
     wikiref_threshold: float = Field(0.25, ge=0.0, le=1.0)  # RedPajama keeps wiki_prob >= 0.25
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1)  # documents per batch through the chain (and per model call)
+    dedup_shards: int = Field(256, ge=1)  # line-hash shards of the global count (raise for huge sources)
 
 
 class MinHashSettings(_Strict):
@@ -104,7 +105,11 @@ class LMSettings(_Strict):
     vocab_size: int = Field(65536, ge=16)
     min_docs: int = Field(20, ge=1)
     order: int = Field(5, ge=2)
+    # Articles held out of LM training (by id hash) to compute the p30/p60 cut-offs on: scoring the
+    # training text itself would put every unseen page above the cut-offs. 0 = score the training text.
+    cutoff_holdout: float = Field(0.2, ge=0.0, lt=1.0)
     wikiref_source: str | None = "commoncrawl"  # negatives for the Wikipedia-reference classifier
+    max_wikiref_examples: int = Field(20000, ge=1)  # per class
 
 
 class Manifest(_Strict):

@@ -2,24 +2,29 @@
 
 Text logic is in `filters/`; this module decides where each step runs and how its results meet.
 
-Line dedup across the whole source, with hot keys handled: every document emits `(line_hash, n)`; a
-`CombinePerKey(sum)` with combiner lifting and `with_hot_key_fanout` counts them, so a boilerplate line
-present in 100k documents reaches the final combine as a handful of partial sums, never as 100k
-elements on one worker. Only the hashes seen ≥ 2 times are kept, as ONE sorted int64 numpy array (8
-bytes per duplicated line hash) broadcast to every worker as a side input; each document looks its
-own hashes up with `searchsorted`. Documents are never grouped by line, so no document travels to the
-worker that owns a hot line. Memory bound: the side input, 8 bytes × distinct duplicated hashes
-(100M duplicated lines → 800 MB per worker).
+Batches: documents are grouped once (`BatchElements`, `batch_size`) right after reading, and every step
+of the chain processes a list of documents; the batches are split again only at the end. Per-element
+overhead (and the encoding of the one PCollection that must be materialised, between the two passes of
+line dedup) is paid per batch instead of per document.
 
-Scoring (LID, perplexity, wiki-ref) runs on batches (`BatchElements`) in one DoFn whose models are
-loaded once per worker in `setup`.
+Line dedup across the whole source, with hot keys impossible by construction: each batch hashes its
+lines once, pre-counts them (`np.unique`), and emits one `(shard, (hashes, counts))` element per hash
+shard (`hash mod dedup_shards`). A `CombinePerKey` (lifted: partial sums on every worker) merges them
+per shard with numpy; a boilerplate line present in 100k documents arrives at its shard as one count
+per batch, and the shards are uniform because the keys are hash residues, not lines. The hashes seen
+≥ 2 times become ONE sorted int64 array (8 bytes per duplicated line hash) broadcast to every worker as
+a side input; each batch looks its hashes up with one `searchsorted`. Documents are never grouped by
+line. Memory bounds: a shard's accumulator, 9 bytes × its distinct hashes (raise `dedup_shards` for
+very large sources), and the side input (100M duplicated lines → 800 MB per worker).
+
+Scoring (LID, perplexity, wiki-ref) runs on the batches in one DoFn whose models are loaded once per
+worker in `setup`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -29,54 +34,104 @@ import numpy as np
 from filters.dedup import document_line_hashes, remove_duplicate_lines
 from filters.document import Document
 from manifests.schema import CCNetSettings
-from pipeline.common import COUNTS, CountingDoFn, localize, read_bytes
+from pipeline.common import COUNTS, CountingDoFn, DocBatch, batch_docs, localize, read_bytes
 
 LM_INDEX = "lm.json"
+Hashed = tuple[Document, np.ndarray]  # a document and its line hashes (int64, one per line)
 
 
 def signed64(values: Iterable[int]) -> np.ndarray:
-    """uint64 line hashes as int64 (Beam's integer coder is signed 64-bit)."""
+    """uint64 line hashes as int64 (numpy sorts and searches them as plain 64-bit integers)."""
     return np.fromiter(values, dtype=np.uint64).view(np.int64)
 
 
 class LengthFilterFn(CountingDoFn):
-    """cc_net drops documents shorter than `min_length` characters on read."""
+    """cc_net drops documents shorter than `min_length` characters on read (a batch in, a batch out)."""
 
     def __init__(self, source: str, min_length: int) -> None:
         super().__init__(source)
         self.min_length = min_length
 
-    def process(self, doc: Document) -> Iterator[Any]:
-        if len(doc.text) < self.min_length:
-            self.drop("too_short")
-            return
-        yield doc
+    def process(self, batch: list[Document]) -> Iterator[Any]:
+        kept = [d for d in batch if len(d.text) >= self.min_length]
+        self.drop("too_short", len(batch) - len(kept))
+        if kept:
+            yield DocBatch(kept)
 
 
-def line_hash_counts(doc: Document) -> Iterator[tuple[int, int]]:
-    """`(hash, occurrences)` for every distinct normalised line of a document."""
-    counts = Counter(signed64(document_line_hashes(doc.text)).tolist())
-    yield from counts.items()
+def hash_batch(batch: list[Document]) -> DocBatch:
+    """Every document of a batch with its normalised-line hashes (computed once, used by both passes)."""
+    return DocBatch((d, signed64(document_line_hashes(d.text))) for d in batch)
+
+
+def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum counts per hash over several (hashes, counts) pairs; counts saturate at 2 (all dedup needs)."""
+    if len(parts) == 1:
+        return parts[0]
+    hashes = np.concatenate([h for h, _ in parts])
+    counts = np.concatenate([c for _, c in parts])
+    uniq, inverse = np.unique(hashes, return_inverse=True)
+    summed = np.bincount(inverse, weights=counts, minlength=len(uniq))
+    return uniq, np.minimum(summed, 2).astype(np.int8)
+
+
+def shard_counts(batch: list[Hashed], shards: int) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """`(shard, (hashes, counts))` for a batch: its line hashes pre-counted, split by `hash mod shards`."""
+    if not batch:
+        return
+    all_hashes = np.concatenate([h for _, h in batch])
+    uniq, counts = np.unique(all_hashes, return_counts=True)
+    counts = np.minimum(counts, 2).astype(np.int8)
+    shard = np.remainder(uniq, shards)
+    order = np.argsort(shard, kind="stable")
+    uniq, counts, shard = uniq[order], counts[order], shard[order]
+    keys, starts = np.unique(shard, return_index=True)
+    ends = [*starts[1:].tolist(), len(uniq)]
+    for key, lo, hi in zip(keys.tolist(), starts.tolist(), ends, strict=True):
+        yield key, (uniq[lo:hi], counts[lo:hi])
+
+
+class ShardCountsFn(beam.CombineFn):
+    """Per shard: hash → occurrences (saturating at 2); outputs the shard's hashes seen ≥ 2 times."""
+
+    def create_accumulator(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return []
+
+    def add_input(self, acc: list, value: tuple[np.ndarray, np.ndarray]) -> list:
+        acc.append(value)
+        if len(acc) >= 64:
+            acc = [_merge_counts(acc)]
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list]) -> list:
+        parts = [p for acc in accs for p in acc]
+        return [_merge_counts(parts)] if parts else []
+
+    def compact(self, acc: list) -> list:
+        return [_merge_counts(acc)] if len(acc) > 1 else acc
+
+    def extract_output(self, acc: list) -> np.ndarray:
+        if not acc:
+            return np.empty(0, dtype=np.int64)
+        hashes, counts = _merge_counts(acc)
+        return hashes[counts >= 2]
 
 
 class SortedHashesFn(beam.CombineFn):
-    """Gathers the duplicated hashes into one sorted, unique int64 array (the side input)."""
+    """The shards' duplicated hashes (disjoint sets) as one sorted int64 array: the side input."""
 
     def create_accumulator(self) -> list[np.ndarray]:
         return []
 
-    def add_input(self, acc: list[np.ndarray], value: int) -> list[np.ndarray]:
-        acc.append(np.array([value], dtype=np.int64))
-        if len(acc) > 4096:
-            acc = [np.unique(np.concatenate(acc))]
+    def add_input(self, acc: list[np.ndarray], value: np.ndarray) -> list[np.ndarray]:
+        acc.append(value)
         return acc
 
     def merge_accumulators(self, accs: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
-        parts = [a for acc in accs for a in acc]
-        return [np.unique(np.concatenate(parts))] if parts else []
+        return [a for acc in accs for a in acc]
 
     def compact(self, acc: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.unique(np.concatenate(acc))] if acc else []
+        return [np.unique(np.concatenate(acc))] if len(acc) > 1 else acc
 
     def extract_output(self, acc: list[np.ndarray]) -> np.ndarray:
         return np.unique(np.concatenate(acc)) if acc else np.empty(0, dtype=np.int64)
@@ -85,46 +140,65 @@ class SortedHashesFn(beam.CombineFn):
 class RemoveDuplicateLinesFn(CountingDoFn):
     """Removes every line whose hash is in the duplicated set; drops documents left empty."""
 
-    def process(self, doc: Document, duplicated: np.ndarray) -> Iterator[Any]:
-        hashes = document_line_hashes(doc.text)
-        dup: set[int] = set()
-        if len(duplicated):
-            arr = signed64(hashes)
-            idx = np.minimum(np.searchsorted(duplicated, arr), len(duplicated) - 1)
-            hit = duplicated[idx] == arr
-            dup = {h for h, found in zip(hashes, hit.tolist(), strict=True) if found}
-        result = remove_duplicate_lines(doc.text, dup, hashes)
-        self.count("stat.lines_removed", result.lines_removed)
-        self.count("stat.chars_removed", result.chars_removed)
-        if not result.text.strip():
-            self.drop("line_dedup_empty")
+    def process(self, batch: list[Hashed], duplicated: np.ndarray) -> Iterator[Any]:
+        if not batch:
             return
-        meta = {**doc.meta, "original_nlines": len(hashes), "original_length": len(doc.text)}
-        meta.update(nlines=result.lines_kept, length=len(result.text))
-        # A new Document: Beam may hand the same input object to several consumers.
-        yield Document(doc.id, doc.source, result.text, meta)
+        hits: np.ndarray | None = None
+        if len(duplicated):
+            arr = np.concatenate([h for _, h in batch])
+            idx = np.minimum(np.searchsorted(duplicated, arr), len(duplicated) - 1)
+            hits = duplicated[idx] == arr
+        out: list[Document] = []
+        pos = 0
+        lines_removed = chars_removed = 0
+        for doc, hashes in batch:
+            n = len(hashes)
+            dup: set[int] = set()
+            if hits is not None:
+                mask = hits[pos : pos + n]
+                if mask.any():
+                    dup = set(hashes[mask].tolist())
+            pos += n
+            result = remove_duplicate_lines(doc.text, dup, hashes.tolist())
+            lines_removed += result.lines_removed
+            chars_removed += result.chars_removed
+            if not result.text.strip():
+                self.drop("line_dedup_empty")
+                continue
+            meta = {**doc.meta, "original_nlines": n, "original_length": len(doc.text)}
+            meta.update(nlines=result.lines_kept, length=len(result.text))
+            # A new Document: Beam may hand the same input object to several consumers.
+            out.append(Document(doc.id, doc.source, result.text, meta))
+        self.count("stat.lines_removed", lines_removed)
+        self.count("stat.chars_removed", chars_removed)
+        if out:
+            yield DocBatch(out)
 
 
 class LineDedup(beam.PTransform):
-    """Global line dedup over one source (SPEC §3): a line hash seen ≥ 2 times is removed everywhere."""
+    """Global line dedup over one source (SPEC §3): a line hash seen ≥ 2 times is removed everywhere.
 
-    def __init__(self, source: str, hot_key_fanout: int = 16) -> None:
+    Input and main output: batches (lists) of documents.
+    """
+
+    def __init__(self, source: str, shards: int = 256) -> None:
         super().__init__()
         self.source = source
-        self.fanout = hot_key_fanout
+        self.shards = shards
 
-    def expand(self, docs: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+    def expand(self, batches: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        shards = self.shards
+        hashed = batches | "HashLines" >> beam.Map(hash_batch).with_output_types(DocBatch)
         duplicated = (
-            docs
-            | "LineHashes" >> beam.FlatMap(line_hash_counts)
-            | "CountLines" >> beam.CombinePerKey(sum).with_hot_key_fanout(self.fanout)
-            | "SeenTwice" >> beam.Filter(lambda kv: kv[1] >= 2)
-            | "Hashes" >> beam.Keys()
+            hashed
+            | "ShardCounts" >> beam.FlatMap(shard_counts, shards)
+            | "CountLines" >> beam.CombinePerKey(ShardCountsFn())
+            | "Duplicated" >> beam.Values()
             | "SortedSet" >> beam.CombineGlobally(SortedHashesFn())
         )
-        return docs | "RemoveLines" >> beam.ParDo(
+        return hashed | "RemoveLines" >> beam.ParDo(
             RemoveDuplicateLinesFn(self.source), duplicated=beam.pvalue.AsSingleton(duplicated)
-        ).with_outputs(COUNTS, main="docs")
+        ).with_output_types(DocBatch).with_outputs(COUNTS, main="docs")
 
 
 def read_lm_index(lm_dir: str) -> dict[str, Any]:
@@ -185,17 +259,18 @@ class ScoreFn(CountingDoFn):
                 kept.append(doc)
         if s.perplexity:
             kept = self._perplexity(kept)
-        if self._wikiref is not None:
+        if self._wikiref is not None and kept:
             survivors = []
-            for doc in kept:
-                prob = float(self._wikiref.predict_proba(doc.text))
-                doc.meta["wikiref_prob"] = round(prob, 4)
+            probs = self._wikiref.predict_proba_batch([d.text for d in kept])
+            for doc, prob in zip(kept, probs, strict=True):
+                doc.meta["wikiref_prob"] = round(float(prob), 4)
                 if prob < s.wikiref_threshold:
                     self.drop("wikiref")
                 else:
                     survivors.append(doc)
             kept = survivors
-        yield from kept
+        if kept:
+            yield DocBatch(kept)
 
     def _perplexity(self, docs: list[Document]) -> list[Document]:
         by_lang: dict[str, list[Document]] = {}
@@ -235,19 +310,17 @@ class CCNet(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, list[beam.PCollection]]:
         s = self.settings
-        counts = []
-        length = docs | "MinLength" >> beam.ParDo(LengthFilterFn(self.source, s.min_length)).with_outputs(
-            COUNTS, main="docs"
-        )
-        docs, counts = length.docs, [length[COUNTS]]
+        batches = docs | "Batch" >> batch_docs(s.batch_size)
+        length = batches | "MinLength" >> beam.ParDo(
+            LengthFilterFn(self.source, s.min_length)
+        ).with_output_types(DocBatch).with_outputs(COUNTS, main="docs")
+        batches, counts = length.docs, [length[COUNTS]]
         if s.line_dedup:
-            dedup = docs | "LineDedup" >> LineDedup(self.source)
-            docs = dedup.docs
+            dedup = batches | "LineDedup" >> LineDedup(self.source, s.dedup_shards)
+            batches = dedup.docs
             counts.append(dedup[COUNTS])
-        scored = (
-            docs
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=s.batch_size)
-            | "Score" >> beam.ParDo(ScoreFn(self.source, s, self.lm_dir)).with_outputs(COUNTS, main="docs")
-        )
+        scored = batches | "Score" >> beam.ParDo(ScoreFn(self.source, s, self.lm_dir)).with_output_types(
+            DocBatch
+        ).with_outputs(COUNTS, main="docs")
         counts.append(scored[COUNTS])
-        return scored.docs, counts
+        return scored.docs | "Unbatch" >> beam.FlatMap(lambda batch: batch), counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
+
+from filters.document import Document
 
 COUNTS = "counts"
 DEAD = "dead"
@@ -99,3 +102,73 @@ def localize(path: str, cache_dir: str | None = None) -> str:
                 out.write(block)
         os.replace(tmp, local)
     return local
+
+
+class DocBatch(list):
+    """A list of documents (or of `(document, extra)` tuples) that travels through Beam as ONE element.
+
+    Its coder pickles the whole list in one call and estimates its size without encoding it: Beam's
+    default coder would pickle every document separately, and sample sizes by encoding whole batches.
+    """
+
+
+def _estimate(value: Any) -> int:
+    if isinstance(value, Document):
+        return 64 + len(value.id) + len(value.text) + 32 * len(value.meta)
+    if isinstance(value, tuple):
+        return sum(_estimate(v) for v in value)
+    nbytes = getattr(value, "nbytes", None)
+    return int(nbytes) if nbytes is not None else 16
+
+
+class DocBatchCoder(beam.coders.Coder):
+    """Whole-batch pickling (protocol 5); not deterministic, so never used for keys."""
+
+    def encode(self, value: DocBatch) -> bytes:
+        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> DocBatch:
+        return DocBatch(pickle.loads(encoded))
+
+    def estimate_size(self, value: DocBatch) -> int:
+        return 8 + sum(_estimate(v) for v in value)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self) -> type:
+        return DocBatch
+
+
+beam.coders.registry.register_coder(DocBatch, DocBatchCoder)
+
+
+class BatchDocsFn(beam.DoFn):
+    """Groups a bundle's documents into `DocBatch`es of `size` (the last one of a bundle may be shorter).
+
+    Beam's `BatchElements` would do, but its output is a plain list (encoded document by document).
+    Batches never cross bundles, so nothing waits for more input; global window only (batch job).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer: list[Any] = []
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+
+    def process(self, element: Any) -> Iterator[DocBatch]:
+        self._buffer.append(element)
+        if len(self._buffer) >= self.size:
+            yield DocBatch(self._buffer)
+            self._buffer = []
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if self._buffer:
+            yield GlobalWindows.windowed_value(DocBatch(self._buffer))
+        self._buffer = []
+
+
+def batch_docs(size: int) -> beam.ParDo:
+    """`docs → DocBatch`es, typed so that Beam picks `DocBatchCoder`."""
+    return beam.ParDo(BatchDocsFn(size)).with_output_types(DocBatch)

@@ -15,14 +15,17 @@ job reads only that index. Rerunning with a complete index is a no-op unless `--
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -36,7 +39,6 @@ from pipeline.common import sha256_of, write_atomic
 from pipeline.read import match_inputs
 
 log = logging.getLogger("corral.lm")
-MAX_NEGATIVES = 20000
 
 
 def read_source(manifest: Manifest, source: str) -> Iterator[Document]:
@@ -68,82 +70,182 @@ def _upload(local_dir: str, target: str) -> None:
                 write_atomic(FileSystems.join(target, *rel.split(os.sep)), f.read())
 
 
+def is_heldout(doc_id: str, fraction: float) -> bool:
+    """A stable pseudo-random split by id (the same articles are held out on every run)."""
+    h = int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little")
+    return h < fraction * 2**64
+
+
+def url_key(url: str) -> str:
+    """The form in which cited URLs and page URLs are matched: no fragment, no trailing slash, lower-case host."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+class Spool:
+    """One language's articles on disk (JSON lines), split into training and held-out text."""
+
+    def __init__(self, folder: str, lang: str) -> None:
+        self.paths = {k: os.path.join(folder, f"{lang}.{k}.jsonl") for k in ("train", "heldout")}
+        self.counts = {"train": 0, "heldout": 0}
+        self._files = {k: open(p, "w", encoding="utf-8") for k, p in self.paths.items()}  # noqa: SIM115
+
+    def add(self, text: str, heldout: bool) -> None:
+        kind = "heldout" if heldout else "train"
+        self._files[kind].write(json.dumps(text, ensure_ascii=False) + "\n")
+        self.counts[kind] += 1
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def texts(self, kind: str) -> Iterator[str]:
+        with open(self.paths[kind], encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+    @property
+    def docs(self) -> int:
+        return self.counts["train"] + self.counts["heldout"]
+
+
+def spool_wikipedia(manifest: Manifest, folder: str) -> tuple[dict[str, Spool], set[str]]:
+    """Stream the LM source once: per-language spools on disk, and the set of cited URLs (url_key form)."""
+    lm = manifest.lm
+    spools: dict[str, Spool] = {}
+    cited: set[str] = set()
+    try:
+        for doc in read_source(manifest, lm.source):
+            cited.update(url_key(u) for u in doc.meta.get("external_links") or [])
+            lang = doc.meta.get("lang") or "unknown"
+            if lm.languages and lang not in lm.languages:
+                continue
+            if lang not in spools:
+                spools[lang] = Spool(folder, lang)
+            spools[lang].add(doc.text, lm.cutoff_holdout > 0 and is_heldout(doc.id, lm.cutoff_holdout))
+    finally:
+        for sp in spools.values():
+            sp.close()
+    return spools, cited
+
+
 def train_all(manifest: Manifest, work_dir: str) -> dict[str, Any]:
     """Train every language model and the wiki-ref classifier into `work_dir`; return the index."""
-    from filters.perplexity import BucketCutoffs, PerplexityScorer, train_lm
+    from filters.perplexity import BucketCutoffs, PerplexityScorer, PerplexitySettings, train_lm
 
     lm = manifest.lm
-    by_lang: dict[str, list[Document]] = {}
-    for doc in read_source(manifest, lm.source):
-        lang = doc.meta.get("lang") or "unknown"
-        if not lm.languages or lang in lm.languages:
-            by_lang.setdefault(lang, []).append(doc)
-    index: dict[str, Any] = {
-        "source": lm.source,
-        "vocab_size": lm.vocab_size,
-        "languages": {},
-        "wikiref": None,
-    }
-    for lang in sorted(by_lang):
-        docs = sorted(by_lang[lang], key=lambda d: d.id)
-        if len(docs) < lm.min_docs:
-            log.warning("%s: %d articles < lm.min_docs=%d; no LM for it", lang, len(docs), lm.min_docs)
-            continue
-        texts = [d.text for d in docs]
-        files = train_lm(texts, os.path.join(work_dir, lang), lang, vocab_size=lm.vocab_size)
-        scorer = PerplexityScorer(str(files.sp_model), str(files.kenlm_model))
-        cut = BucketCutoffs.from_perplexities(scorer.perplexity_batch(texts))
-        index["languages"][lang] = {
-            "sp_model": os.path.relpath(str(files.sp_model), work_dir),
-            "kenlm_model": os.path.relpath(str(files.kenlm_model), work_dir),
-            "p30": float(cut.p30),
-            "p60": float(cut.p60),
-            "docs": len(docs),
+    spool_dir = tempfile.mkdtemp(prefix="corral-lm-spool-")
+    try:
+        spools, cited = spool_wikipedia(manifest, spool_dir)
+        index: dict[str, Any] = {
+            "source": lm.source,
+            "vocab_size": lm.vocab_size,
+            "order": lm.order,
+            "cutoff_holdout": lm.cutoff_holdout,
+            "languages": {},
+            "skipped_languages": {},
+            "wikiref": None,
         }
-        log.info("%s: %d articles, cut-offs p30=%.1f p60=%.1f", lang, len(docs), cut.p30, cut.p60)
-    if lm.wikiref_source and lm.wikiref_source in manifest.sources:
-        index["wikiref"] = train_wikiref(manifest, by_lang, work_dir)
+        for lang in sorted(spools):
+            sp = spools[lang]
+            if sp.docs < lm.min_docs:
+                log.warning("%s: %d articles < lm.min_docs=%d; no LM for it", lang, sp.docs, lm.min_docs)
+                index["skipped_languages"][lang] = sp.docs
+                continue
+            # Too few held-out articles for percentiles: fall back to the training text (recorded).
+            cut_kind = "heldout" if sp.counts["heldout"] >= 5 else "train"
+            train_kind = "train" if sp.counts["train"] else "heldout"
+            files = train_lm(
+                sp.texts(train_kind),
+                os.path.join(work_dir, lang),
+                lang,
+                vocab_size=lm.vocab_size,
+                settings=PerplexitySettings(order=lm.order),
+            )
+            scorer = PerplexityScorer(str(files.sp_model), str(files.kenlm_model))
+            cut = BucketCutoffs.from_perplexities([scorer.perplexity(t) for t in sp.texts(cut_kind)])
+            index["languages"][lang] = {
+                "sp_model": os.path.relpath(str(files.sp_model), work_dir),
+                "kenlm_model": os.path.relpath(str(files.kenlm_model), work_dir),
+                "p30": float(cut.p30),
+                "p60": float(cut.p60),
+                "docs": sp.docs,
+                "train_docs": sp.counts[train_kind],
+                "cutoff_docs": sp.counts[cut_kind],
+                "cutoffs_from": "heldout" if cut_kind == "heldout" else "training_text",
+            }
+            log.info("%s: %d articles, cut-offs p30=%.1f p60=%.1f", lang, sp.docs, cut.p30, cut.p60)
+        if lm.wikiref_source:
+            if lm.wikiref_source not in manifest.sources:
+                raise ManifestError(
+                    manifest.path, "lm.wikiref_source", f"no source named {lm.wikiref_source!r}"
+                )
+            index["wikiref"] = train_wikiref(manifest, spools, cited, work_dir)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
     checksums = {}
     for root, _dirs, names in os.walk(work_dir):
         for name in names:
             path = os.path.join(root, name)
-            checksums[os.path.relpath(path, work_dir)] = sha256_of(path)
+            checksums[os.path.relpath(path, work_dir).replace(os.sep, "/")] = sha256_of(path)
     index["checksums"] = dict(sorted(checksums.items()))
     return index
 
 
-def train_wikiref(manifest: Manifest, wiki: dict[str, list[Document]], work_dir: str) -> dict[str, Any]:
-    """Positives: cited CC pages when enough match, else Wikipedia text; negatives: random CC pages."""
+def train_wikiref(
+    manifest: Manifest, wiki: dict[str, Spool], cited: set[str], work_dir: str
+) -> dict[str, Any]:
+    """Positives: CC pages Wikipedia cites when at least `lm.min_docs` match, else Wikipedia article text
+    (GPT-3's proxy); negatives: the other CC pages, before any filtering. Which was used is recorded."""
     from filters.wikiref import WikiRefClassifier
 
-    cited: set[str] = set()
-    for docs in wiki.values():
-        for d in docs:
-            cited.update(d.meta.get("external_links") or [])
-    pages = []
+    cap = manifest.lm.max_wikiref_examples
+    matched: list[str] = []
+    others: list[str] = []
+    seen = 0
     for doc in read_source(manifest, manifest.lm.wikiref_source):
-        pages.append(doc)
-        if len(pages) >= MAX_NEGATIVES:
+        seen += 1
+        url = doc.meta.get("url")
+        if url and url_key(url) in cited:
+            if len(matched) < cap:
+                matched.append(doc.text)
+        elif len(others) < cap:
+            others.append(doc.text)
+        if len(matched) >= cap and len(others) >= cap:
             break
-    matched = [d.text for d in pages if d.meta.get("url") in cited]
     if len(matched) >= manifest.lm.min_docs:
-        positives, kind = matched, "cited_cc_pages"
+        kind = "cited_cc_pages"
+        positives: Iterable[str] = matched
+        n_pos = len(matched)
+        negatives = others
     else:
-        positives, kind = [d.text for docs in wiki.values() for d in docs], "wikipedia_text"
-    negatives = [d.text for d in pages]
-    if not positives or not negatives:
+        kind = "wikipedia_text"
+        langs = sorted(wiki)
+        n_pos = min(cap, sum(wiki[lang].docs for lang in langs))
+        positives = itertools.islice(
+            itertools.chain.from_iterable(
+                wiki[lang].texts(k) for lang in langs for k in ("train", "heldout")
+            ),
+            cap,
+        )
+        negatives = matched + others  # too few matches to be a class of their own: random pages
+    if n_pos == 0 or not negatives:
         raise ManifestError(
             manifest.path,
             "lm.wikiref_source",
-            f"no {'positives' if not positives else 'negatives'} to train on",
+            f"no {'positives' if n_pos == 0 else 'negatives'} to train the wiki-ref classifier on",
         )
-    WikiRefClassifier.train(positives, negatives, os.path.join(work_dir, "wikiref.bin"))
+    WikiRefClassifier.train(positives, negatives, os.path.join(work_dir, "wikiref.bin"), seed=manifest.seed)
+    log.info("wiki-ref classifier: %d %s positives, %d negatives", n_pos, kind, len(negatives))
     return {
         "model": "wikiref.bin",
         "positives": kind,
-        "n_positives": len(positives),
+        "n_positives": n_pos,
         "n_negatives": len(negatives),
+        "cited_urls": len(cited),
         "cited_matches": len(matched),
+        "pages_read": seen,
     }
 
 

@@ -7,6 +7,8 @@ to write larger synthetic corpora (e.g. one boilerplate line in every document) 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import random
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -101,7 +103,7 @@ def wet_record(url: str, text: str) -> bytes:
     head = (
         "WARC/1.0\r\nWARC-Type: conversion\r\n"
         f"WARC-Target-URI: {url}\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
-        f"WARC-Record-ID: <urn:uuid:{abs(hash(url)) % 10**12:012d}-0000-0000-0000-000000000000>\r\n"
+        f"WARC-Record-ID: <urn:uuid:{int(hashlib.sha1(url.encode()).hexdigest()[:12], 16) % 10**12:012d}-0000-0000-0000-000000000000>\r\n"
         f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode("ascii")
     return head + body + b"\r\n\r\n"
@@ -155,6 +157,74 @@ def wiki_pages(n: int = 60, seed: int = 11) -> list[tuple[int, str, str]]:
     return [(i + 1, f"Article {i + 1}", "\n\n".join(paragraph(rng, 5) for _ in range(3))) for i in range(n)]
 
 
+def noisy_line(rng: random.Random, n: int = 12) -> str:
+    """Random letter strings: what list/table debris does to an article's perplexity."""
+    return " ".join(
+        "".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(rng.randint(3, 8))) for _ in range(n)
+    )
+
+
+def wiki_pages_mixed(
+    n: int = 60, seed: int = 13, cite: list[str] | None = None
+) -> list[tuple[int, str, str]]:
+    """Articles like real Wikipedia: half clean prose, half with debris lines; the first few cite `cite` URLs.
+
+    The debris puts the p60 cut-off above clean prose, as tables and lists do in a real dump.
+    """
+    rng = random.Random(seed)
+    pages = []
+    for i in range(n):
+        paras = [paragraph(rng, 5) for _ in range(3)]
+        if i % 2:
+            paras.insert(1, noisy_line(rng))
+        text = "\n\n".join(paras)
+        if cite and i < len(cite):
+            text += f"<ref>[{cite[i]} A source]</ref>"
+        pages.append((i + 1, f"Article {i + 1}", text))
+    return pages
+
+
+def c4_records(n: int = 6, seed: int = 21) -> list[dict]:
+    """C4-style JSON records: prose that passes the C4 rules, plus one 'lorem ipsum' page they drop."""
+    rng = random.Random(seed)
+    recs = [
+        {"text": "\n".join(paragraph(rng, 3) for _ in range(3)), "url": f"https://c4.example/{i}",
+         "timestamp": "2019-04-20T00:00:00Z"}
+        for i in range(n)
+    ]  # fmt: skip
+    recs.append(
+        {
+            "text": "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 5,
+            "url": "https://c4.example/l",
+        }
+    )
+    return recs
+
+
+GITHUB_CODE = """def add(a, b):
+    \"\"\"Return the sum of two numbers.\"\"\"
+    return a + b
+
+
+def mean(values):
+    \"\"\"Arithmetic mean of a non-empty list.\"\"\"
+    return sum(values) / len(values)
+"""
+
+
+def github_records() -> list[dict]:
+    """Two MIT-licensed Python files (one an exact copy) and one GPL file the licence filter drops."""
+    meta = {"repo_name": "corral/example", "language": "Python", "license": "mit"}
+    return [
+        {"text": GITHUB_CODE, "meta": {**meta, "path": "src/maths.py"}},
+        {"text": GITHUB_CODE, "meta": {**meta, "path": "vendor/maths.py"}},
+        {
+            "text": GITHUB_CODE.replace("add", "plus"),
+            "meta": {**meta, "path": "gpl/x.py", "license": "gpl-3.0"},
+        },
+    ]
+
+
 def main() -> None:
     fixtures = Path(__file__).resolve().parent / "fixtures"
     fixtures.mkdir(exist_ok=True)
@@ -162,6 +232,8 @@ def main() -> None:
     (fixtures / "build_enwiki.xml").write_bytes(wiki_xml(wiki_pages()))
     whole = gzip.compress(b"".join(wet_record(u, t) for u, t in cc_pages(seed=99)[:3]), mtime=0)
     (fixtures / "build_cc_truncated.warc.wet.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    for name, recs in (("build_c4.jsonl", c4_records()), ("build_github.jsonl", github_records())):
+        (fixtures / name).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
 
 
 if __name__ == "__main__":

@@ -182,12 +182,12 @@ def test_hot_line_in_every_document_is_removed() -> None:
     ]
     docs.append(Document("z", "t", "nothing shared here"))
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | LineDedup("t")
+        batches = p | beam.Create(docs) | beam.BatchElements(min_batch_size=100, max_batch_size=100)
+        out = batches | LineDedup("t", shards=7)
+        flat = out.docs | beam.FlatMap(lambda batch: batch)
+        assert_that(flat | beam.Map(lambda d: hot in d.text) | beam.CombineGlobally(any), equal_to([False]))
         assert_that(
-            out.docs | beam.Map(lambda d: hot in d.text) | beam.CombineGlobally(any), equal_to([False])
-        )
-        assert_that(
-            out.docs | beam.Map(lambda d: d.text) | beam.Filter(lambda t: " haa " in t),
+            flat | beam.Map(lambda d: d.text) | beam.Filter(lambda t: " haa " in t),
             equal_to(["Unique body line haa of the corpus."]),
             label="body_kept",
         )
@@ -198,8 +198,8 @@ def test_hot_line_in_every_document_is_removed() -> None:
         )
 
 
-def test_line_dedup_counts_with_a_fanout_combiner() -> None:
-    """The hot-key guarantee is structural: a lifted combiner with fanout, never a GroupByKey of documents."""
+def test_line_dedup_counts_lines_in_a_lifted_combiner_never_grouping_documents() -> None:
+    """The hot-key guarantee is structural: hash shards counted by a CombinePerKey, no GroupByKey of documents."""
     labels: list[str] = []
 
     class Visitor(beam.pipeline.PipelineVisitor):
@@ -207,21 +207,23 @@ def test_line_dedup_counts_with_a_fanout_combiner() -> None:
             labels.append(type(node.transform).__name__)
 
     p = beam.Pipeline()
-    _ = p | beam.Create([Document("a", "t", "x")]) | LineDedup("t", hot_key_fanout=8)
+    _ = p | beam.Create([[Document("a", "t", "x")]]) | LineDedup("t", shards=8)
     p.visit(Visitor())
     assert "CombinePerKey" in labels and "GroupByKey" not in labels[: labels.index("CombinePerKey")]
 
 
-def test_dataflow_dry_run_translates(built: Path, tmp_path: Path) -> None:
-    pytest.importorskip("google.auth", reason="apache-beam[gcp] is not installed: Dataflow cannot translate")
-    from apache_beam.runners.dataflow import dataflow_runner  # noqa: F401
+def test_shard_counts_precount_and_split_by_residue() -> None:
+    import numpy as np
 
-    argv = [
-        "--manifest", str(built / "m.toml"), "--output", str(tmp_path / "df"),
-        "--runner", "DataflowRunner", "--project", "corral-test", "--region", "us-central1",
-        "--temp_location", "gs://corral-test/tmp", "--dry_run", "True",
-    ]  # fmt: skip
-    assert main(argv) == 0
+    from pipeline.ccnet import ShardCountsFn, hash_batch, shard_counts
+
+    docs = [Document(f"d{i}", "t", f"same line\nline {chr(97 + i)}\nsame line") for i in range(5)]
+    parts = list(shard_counts(hash_batch(docs), 3))
+    assert sorted({k for k, _ in parts}) == [k for k, _ in parts] and all(0 <= k < 3 for k, _ in parts)
+    fn = ShardCountsFn()
+    dup = np.concatenate([fn.extract_output(fn.add_input(fn.create_accumulator(), v)) for _, v in parts])
+    same = hash_batch([Document("x", "t", "same line")])[0][1]
+    assert dup.tolist() == same.tolist()  # only the shared line is seen twice; each "line X" once
 
 
 def test_shipped_fixture_pages_are_as_planted() -> None:
