@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  language models: {manifest.lm_dir()}")
     print(f"  corpus:          {corpus}  (Parquet + manifest.json + dead letters per source)")
     print("\n".join(_summary(corpus)))
-    print("Not built yet (their issues are open): tokenizer, shards, training, report.")
+    print("Not built yet: tokenizer training, Arrow shards, the trainer and the report.")
     return 0
 
 

@@ -135,7 +135,9 @@ def _lmplz(pieces: Path, arpa: Path, settings: PerplexitySettings, tmp: Path) ->
     result = _run(base, pieces, "lmplz")
     if result.returncode != 0:
         # Tiny or skewed corpora make Kneser-Ney discounts undefined: retry as lmplz itself suggests.
-        log.info("lmplz could not estimate Kneser-Ney discounts (small data); retrying with --discount_fallback")
+        log.info(
+            "lmplz could not estimate Kneser-Ney discounts (small data); retrying with --discount_fallback"
+        )
         result = _run([*base, "--discount_fallback"], pieces, "lmplz")
     if result.returncode != 0:
         raise LMTrainingError(
