@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats
+from filters.sources.base import ReaderError, ReadStats, decode_utf8
 from filters.sources.compression import open_decompressed
 from filters.sources.latex import (
     body_between_section_and_bibliography,
@@ -86,15 +86,6 @@ def paper_id(name: str) -> str:
     return base
 
 
-def _decode(data: bytes, stats: ReadStats) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", errors="replace")
-        stats.repair("invalid_utf8", max(1, text.count("\ufffd") - data.count("\ufffd".encode())))
-        return text
-
-
 def _is_tex(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in _TEX_EXTENSIONS
 
@@ -130,7 +121,7 @@ def read_arxiv(
         data = capped.read(max_member_bytes + 1)
         if len(data) > max_member_bytes:
             raise ReaderError(name, None, f"single TeX file exceeds {max_member_bytes} bytes")
-        files[os.path.basename(name)] = _decode(data, stats)
+        files[os.path.basename(name)] = decode_utf8(data, stats)
     doc = _paper(files, name, paper_id(name), stats)
     if doc is not None:
         stats.emitted += 1
@@ -170,7 +161,7 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, files: dict[str,
     if handle is None:
         stats.drop("arxiv_member_special")
         return
-    files[posixpath.normpath(member.name)] = _decode(handle.read(), stats)
+    files[posixpath.normpath(member.name)] = decode_utf8(handle.read(), stats)
 
 
 def read_arxiv_dir(
@@ -192,7 +183,7 @@ def read_arxiv_dir(
                 stats.drop("arxiv_member_too_large")
                 continue
             with open(full, "rb") as handle:
-                files[rel] = _decode(handle.read(), stats)
+                files[rel] = decode_utf8(handle.read(), stats)
     doc = _paper(files, path, paper_id(path), stats)
     if doc is not None:
         stats.emitted += 1

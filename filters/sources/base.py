@@ -8,6 +8,7 @@ every record that could not be parsed through `ReadStats.dead_letter`.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,3 +62,17 @@ class ReadStats:
         self.dropped.update(other.dropped)
         self.repaired.update(other.repaired)
         self.dead_letters.extend(other.dead_letters)
+
+
+def decode_utf8(data: bytes, stats: ReadStats) -> str:
+    """UTF-8 with U+FFFD for invalid bytes, counting one `invalid_utf8` repair per decoded unit that needed it."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        stats.repair("invalid_utf8")
+        return data.decode("utf-8", errors="replace")
+
+
+def basename(name: str) -> str:
+    """The last path component of a local path or `gs://` name, the prefix of document ids."""
+    return os.path.basename(name.rstrip("/")) or name

@@ -14,26 +14,16 @@ complete line before the break are yielded, then the `ReaderError` (file + byte 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from filters.document import Document
-from filters.sources.base import ReadStats
+from filters.sources.base import ReadStats, basename, decode_utf8
 from filters.sources.compression import open_decompressed
 
 SOURCE = "c4"
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def decode_line(raw: bytes, stats: ReadStats) -> str:
-    """UTF-8 decode with replacement, counting a repair when bytes were invalid."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        stats.repair("invalid_utf8")
-        return raw.decode("utf-8", errors="replace")
 
 
 def fix_surrogates(text: str, stats: ReadStats) -> str:
@@ -51,7 +41,7 @@ def iter_json_lines(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[t
     for lineno, raw in enumerate(open_decompressed(stream, name), start=1):
         if not raw.strip():
             continue
-        line = decode_line(raw, stats)
+        line = decode_utf8(raw, stats)
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -65,7 +55,7 @@ def iter_json_lines(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[t
 
 def read_c4_json(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[Document]:
     """Documents from C4 / JSONL records; url and timestamp (and any `metadata` object) go to meta."""
-    base = os.path.basename(name.rstrip("/")) or name
+    base = basename(name)
     for lineno, record in iter_json_lines(stream, name, stats):
         text = record.get("text")
         if not isinstance(text, str):

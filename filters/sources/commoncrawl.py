@@ -26,13 +26,12 @@ WET documents shorter than 300 characters are kept (CCNet drops them in its own 
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats
+from filters.sources.base import ReaderError, ReadStats, basename, decode_utf8
 from filters.sources.compression import open_decompressed
 
 SOURCE = "commoncrawl"
@@ -42,19 +41,6 @@ _VERSION_LINE = re.compile(rb"^WARC/\d\.\d+\r?\n$")
 _MAX_HEADER_LINES = 200  # a WARC header block is a few dozen lines; more means we are not at a header
 _MAX_RECORD = 64 << 20  # CC truncates payloads at 1 MiB; a bigger block means a corrupt length or framing
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
-
-
-def _basename(name: str) -> str:
-    return os.path.basename(name.rstrip("/")) or name
-
-
-def _decode(data: bytes, stats: ReadStats) -> str:
-    """UTF-8 with replacement, counting the repair (CC's WET text is UTF-8 by construction)."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        stats.repair("invalid_utf8")
-        return data.decode("utf-8", errors="replace")
 
 
 class _PushbackReader:
@@ -169,13 +155,13 @@ def _iter_wet_records(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator
 
 def read_wet(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[Document]:
     """WET `conversion` records as documents with url, date, record id and CC's language header in meta."""
-    base = _basename(name)
+    base = basename(name)
     for offset, headers, block in _iter_wet_records(stream, name, stats):
         rec_type = (headers.get_header("WARC-Type") or "").strip()
         if rec_type != "conversion":
             stats.drop(f"not_document:{rec_type or 'unknown'}")
             continue
-        text = _decode(block, stats).replace("\r\n", "\n").strip()
+        text = decode_utf8(block, stats).replace("\r\n", "\n").strip()
         if not text:
             stats.drop("empty_conversion")
             continue
@@ -222,7 +208,7 @@ def read_warc(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[Documen
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
-    base = _basename(name)
+    base = basename(name)
     iterator = ArchiveIterator(open_decompressed(stream, name))
     records = iter(iterator)
     while True:

@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from filters.document import Document
-from filters.sources.base import ReadStats
-from filters.sources.c4 import decode_line, fix_surrogates, iter_json_lines
+from filters.sources.base import ReadStats, decode_utf8
+from filters.sources.c4 import fix_surrogates, iter_json_lines
 
 SOURCE = "github"
 MAX_FILE_BYTES = 1 << 20  # RedPajama/The Stack skip files over 1 MB: generated code or data
@@ -224,7 +224,7 @@ def read_github_dir(path: str, stats: ReadStats) -> Iterator[Document]:
                 "size": size,
             }
             stats.emitted += 1
-            yield Document(id=f"{repo}:{rel}", source=SOURCE, text=decode_line(data, stats), meta=meta)
+            yield Document(id=f"{repo}:{rel}", source=SOURCE, text=decode_utf8(data, stats), meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------- recipe

@@ -21,13 +21,12 @@ document per file). Near-duplicate books are removed later in the pipeline (MinH
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats
+from filters.sources.base import ReaderError, ReadStats, basename, decode_utf8
 from filters.sources.compression import open_decompressed
 
 SOURCE = "books"
@@ -127,19 +126,14 @@ def split_book(text: str, stats: ReadStats) -> tuple[str, str]:
 
 def read_gutenberg(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[Document]:
     """One document per book file: the text between the PG markers, with header metadata in meta."""
-    base = os.path.basename(name.rstrip("/")) or name
+    base = basename(name)
     data = open_decompressed(stream, name).read(MAX_BOOK_BYTES + 1)
     if len(data) > MAX_BOOK_BYTES:
         raise ReaderError(name, f"byte {MAX_BOOK_BYTES} (decompressed)", "book larger than MAX_BOOK_BYTES")
     if not data.strip():
         stats.drop("empty_file")
         return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        stats.repair("invalid_utf8")
-        text = data.decode("utf-8", errors="replace")
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_utf8(data, stats).lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     header, body = split_book(text, stats)
     if not body.strip():
         stats.drop("empty_book")
