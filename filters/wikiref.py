@@ -6,7 +6,10 @@ RedPajama keeps CommonCrawl pages with `P(wiki) >= 0.25`.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +23,7 @@ NEGATIVE = "__label__cc"
 class WikiRefSettings(BaseModel):
     threshold: float = Field(default=0.25, ge=0.0, le=1.0, description="keep pages with P(wiki) >= threshold")
     epoch: int = Field(default=10, gt=0)
-    lr: float = Field(default=0.5, gt=0)
+    lr: float = Field(default=0.5, gt=0, description="halved and retried if SGD diverges (NaN)")
     word_ngrams: int = Field(default=2, ge=1)
     dim: int = Field(default=64, gt=0)
     bucket: int | None = Field(
@@ -49,6 +52,30 @@ def _write_examples(label: str, texts: Iterable[str], out) -> tuple[int, int]:
     return n, tokens
 
 
+_TRAIN_CHILD = (
+    "import json, sys, fasttext; "
+    "m = fasttext.train_supervised(input=sys.argv[1], **json.loads(sys.argv[3])); m.save_model(sys.argv[2])"
+)
+
+
+def _train_in_child(train_file: Path, model_path: Path, params: dict) -> str | None:
+    """Train in a fresh process; returns None on success, else the error line.
+
+    fastText keeps process-global state: in a process that has already trained or loaded other models,
+    training with the same seed and data was seen to give different models and, now and then,
+    "Encountered NaN." A fresh process gives the same model for the same inputs.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _TRAIN_CHILD, str(train_file), str(model_path), json.dumps(params)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode == 0:
+        return None
+    lines = result.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit code {result.returncode}"
+
+
 class WikiRefClassifier:
     """`train(positives, negatives, out_path)` / `load(path)` / `predict_proba(text)`."""
 
@@ -68,8 +95,6 @@ class WikiRefClassifier:
         seed: int = 0,
     ) -> WikiRefClassifier:
         """Train on two streams of texts (written to a temp file, not held in memory); saved atomically."""
-        import fasttext
-
         settings = settings or WikiRefSettings()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,20 +107,29 @@ class WikiRefClassifier:
                 raise ValueError(
                     f"wiki-ref training needs both classes: {n_pos} positives, {n_neg} negatives"
                 )
-            model = fasttext.train_supervised(
-                input=str(train_file),
-                epoch=settings.epoch,
-                lr=settings.lr,
-                wordNgrams=settings.word_ngrams,
-                dim=settings.dim,
-                bucket=settings.bucket or min(2_000_000, max(10_000, tok_pos + tok_neg)),
-                thread=1,  # deterministic for a given seed and input order
-                seed=seed,
-                verbose=0,
-            )
+            params = {
+                "epoch": settings.epoch,
+                "lr": settings.lr,
+                "wordNgrams": settings.word_ngrams,
+                "dim": settings.dim,
+                "bucket": settings.bucket or min(2_000_000, max(10_000, tok_pos + tok_neg)),
+                "thread": 1,
+                "seed": seed,
+                "verbose": 0,
+            }
             tmp_model = Path(tmp) / "model.bin"
-            model.save_model(str(tmp_model))
+            for attempt in range(4):
+                error = _train_in_child(train_file, tmp_model, params)
+                if error is None:
+                    break
+                if "NaN" not in error or attempt == 3:
+                    raise RuntimeError(f"fastText training of the wiki-ref classifier failed: {error}")
+                params["lr"] /= 2  # SGD diverged: retry with a smaller step
             os.replace(tmp_model, out)
+        import fasttext
+
+        fasttext.FastText.eprint = lambda *_args, **_kw: None
+        model = fasttext.load_model(str(out))
         return cls(model)
 
     @classmethod
