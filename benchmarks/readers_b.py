@@ -3,6 +3,8 @@
 For each source: input MB/s (compressed bytes), documents/s, and `NAME_vs_decompress: N.NNx` =
 time(decompress only) / time(reader [+ recipe]) measured side by side in one run (1.00x would mean the
 reader is as fast as just decompressing the file, the floor no reader can beat).
+`wikipedia_links_scan_vs_full_parse: N.NNx` = time(mwparserfromhell parse + filter_external_links, what
+the reader used to do per page) / time(`external_links`, the regex scan that replaced it), same pages.
 Run: `python -m benchmarks.readers_b` (needs ../shared/data).
 """
 
@@ -18,7 +20,8 @@ from filters.sources.arxiv import clean_arxiv, read_arxiv
 from filters.sources.base import ReadStats
 from filters.sources.compression import open_decompressed
 from filters.sources.stackexchange import read_stackexchange
-from filters.sources.wikipedia import read_wikipedia_xml
+from filters.sources.wikipedia import external_links, read_wikipedia_xml
+from filters.sources.xmlsafe import clear_element, local_name, safe_iterparse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,6 +68,34 @@ def _bench(label: str, files: list[Path], reader, recipe=None, repeat: int = 3) 
     ]
 
 
+def _wikitexts(path: Path) -> list[str]:
+    """Every page's raw wikitext (the input `external_links` sees)."""
+    texts: list[str] = []
+    with path.open("rb") as handle:
+        for _event, elem in safe_iterparse(open_decompressed(handle, path.name), path.name, ReadStats()):
+            if local_name(elem.tag) == "text" and elem.text:
+                texts.append(elem.text)
+            elif local_name(elem.tag) == "page":
+                clear_element(elem)
+    return texts
+
+
+def _bench_links(path: Path) -> list[str]:
+    import mwparserfromhell  # the reference only; the reader itself no longer parses for links
+
+    texts = [t for t in _wikitexts(path) if "//" in t]
+
+    def scan() -> int:
+        return sum(len(external_links(t)) for t in texts)
+
+    def full_parse() -> int:
+        return sum(len(mwparserfromhell.parse(t).filter_external_links()) for t in texts)
+
+    t_scan, _ = _best(scan, 3)
+    t_parse, _ = _best(full_parse, 1)
+    return [f"wikipedia_links_scan_vs_full_parse: {t_parse / t_scan:.2f}x"]
+
+
 def run(shared_data: Path) -> list[str]:
     """Measure the three readers on the real samples; returns the benchmark lines."""
     lines: list[str] = []
@@ -76,8 +107,9 @@ def run(shared_data: Path) -> list[str]:
             wiki / "ukwiki-sample.xml.bz2",
         ],
         read_wikipedia_xml,
-        repeat=1,
+        repeat=3,
     )
+    lines += _bench_links(wiki / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
     lines += _bench(
         "arxiv", sorted((shared_data / "arxiv").glob("*.tar.gz")), read_arxiv, clean_arxiv, repeat=5
     )
