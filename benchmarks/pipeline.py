@@ -1,24 +1,42 @@
 """Benchmark: the CCNet chain through Beam vs the same `filters/` calls in a plain loop, and whole builds.
 
 Prints ratio lines measured side by side in this run:
-  ccnet_chain_beam_vs_bare: X.XXx   documents/s per core, Beam (FnApiRunner, 1 worker) / plain loop
-  build_2_vs_1_workers: X.XXx       whole-build documents/s, 2 workers / 1 worker
-plus absolute rates and peak memory. The chain is normalise + line hash + global line dedup + LID (+
-perplexity when `filters.perplexity` and a trained LM are available: pass --lm-dir DIR).
-Documents: original synthetic English pages (tests/build_corpus.py), 4 shared boilerplate lines each.
-Run: python benchmarks/pipeline.py [--docs 12000] [--lm-dir build/demo/lm]
+  ccnet_chain_beam_vs_bare: X.XXx       documents per CPU-second (per core), Beam (FnApiRunner, 1 worker,
+                                        start-up included) / plain loop; median of --reps back-to-back pairs
+                                        (a shared machine's load drifts: all pair ratios are printed)
+  ccnet_chain_beam_vs_bare_wall: X.XXx  the same with wall-clock time (noisier on a shared machine)
+  build_2_vs_1_workers: X.XXx           whole-build documents/s, 2 workers / 1 worker
+  vs_datatrove: X.XXx                   Beam chain documents per CPU-second / datatrove's (its run: the
+                                        first --datatrove-docs of the same documents, as a WET file)
+plus absolute rates, Beam's fixed start-up and peak memory. The chain is read WET + length filter +
+normalise + line hash + global line dedup + LID + perplexity (perplexity when an LM exists: --lm-dir,
+default build/demo/lm from `make demo`). Documents: original synthetic English pages (tests/build_corpus.py),
+2 shared boilerplate lines each.
+
+datatrove (never a project dependency) runs as a subprocess from a scratch venv when one exists:
+  python3.11 -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install datatrove fasttext-numpy2-wheel kenlm \
+      sentencepiece warcio regex fasteners faust-cchardet python-magic
+Its side is datatrove's WarcReader, LanguageFilter (ft176 backend on corral's lid.176 file) and
+KenlmModel perplexity (cc_net style, on corral's SentencePiece + KenLM files) in a LocalPipelineExecutor;
+datatrove has no CCNet line-dedup block, so that step is a PipelineStep calling corral's filters.dedup.
+Run: python benchmarks/pipeline.py [--docs 25000] [--reps 4] [--lm-dir build/demo/lm] [--datatrove-python PY]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # This file is named like the `pipeline` package: take its own folder off the path so the package wins.
@@ -27,6 +45,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 import apache_beam as beam  # noqa: E402
+from apache_beam.metrics import Metrics, MetricsFilter  # noqa: E402
 from build_corpus import BOILERPLATE, paragraph, wet_record  # noqa: E402
 
 from filters.dedup import document_line_hashes, remove_duplicate_lines  # noqa: E402
@@ -88,15 +107,27 @@ def bare_from_file(wet: Path, settings: CCNetSettings, lm_dir: str | None) -> in
     return bare_chain(read_docs(wet), settings, lm_dir)
 
 
-def beam_chain(wet: Path, settings: CCNetSettings, lm_dir: str | None) -> None:
-    """The same chain in Beam, reading the same file (beam.Create would pickle every document into the graph)."""
+KEPT = Metrics.counter("bench", "kept")
+
+
+def _count_kept(_doc: Document) -> None:
+    KEPT.inc()
+
+
+def beam_chain(wet: Path, settings: CCNetSettings, lm_dir: str | None) -> int:
+    """The same chain in Beam, reading the same file (beam.Create would pickle every document into the graph).
+
+    Returns the documents kept, counted by a metric (a counting Map: no extra stage in the sink).
+    """
     from pipeline.read import InputFile, ReadSource
 
     opts = pipeline_options([])
     with beam.Pipeline(runner=make_runner(opts), options=opts) as p:
         read = p | ReadSource("commoncrawl", "wet", [InputFile(str(wet), wet.stat().st_size)])
         out, _counts = read.docs | CCNet("commoncrawl", settings, lm_dir)
-        _ = out | beam.combiners.Count.Globally()
+        _ = out | "Kept" >> beam.Map(_count_kept)
+    counters = p.result.metrics().query(MetricsFilter().with_name("kept"))["counters"]
+    return sum(c.committed for c in counters)
 
 
 def write_wet(docs: list[Document], path: Path) -> Path:
@@ -108,6 +139,121 @@ def timed(fn, *args) -> float:  # noqa: ANN001
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
+
+
+def clocked(fn, *args) -> tuple[float, float, Any]:  # noqa: ANN001
+    """(wall seconds, CPU seconds of this process, result): the chain runs in-process on both sides."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+DATATROVE_SIDE = r'''
+import json, os, sys, tempfile, time
+from collections import Counter
+
+wet, lid_path, sp_path, lm_path, repo = sys.argv[1:6]
+min_length, threshold = int(sys.argv[6]), float(sys.argv[7])
+sys.path.insert(0, repo)  # filters.dedup is stdlib-only: datatrove has no CCNet line-dedup block
+import kenlm  # noqa: E402
+import sentencepiece  # noqa: E402
+from datatrove.executor import LocalPipelineExecutor  # noqa: E402
+from datatrove.pipeline.base import PipelineStep  # noqa: E402
+from datatrove.pipeline.filters import LanguageFilter  # noqa: E402
+from datatrove.pipeline.readers import WarcReader  # noqa: E402
+from datatrove.utils.lid import FT176LID  # noqa: E402
+from datatrove.utils.perplexity import KenlmModel, SentencePiece  # noqa: E402
+from fasttext.FastText import _FastText  # noqa: E402
+
+from filters.dedup import document_line_hashes, remove_duplicate_lines  # noqa: E402
+
+OUT = {}
+
+
+class LineDedup(PipelineStep):
+    name = "CCNet line dedup (corral filters.dedup, two passes)"
+
+    def run(self, data, rank=0, world_size=1):
+        docs = [d for d in data if len(d.text) >= min_length]
+        hashes = [document_line_hashes(d.text) for d in docs]
+        counts = Counter()
+        for hs in hashes:
+            counts.update(hs)
+        dup = {h for h, c in counts.items() if c >= 2}
+        for d, hs in zip(docs, hashes):
+            d.text = remove_duplicate_lines(d.text, dup, hs).text
+            if d.text.strip():
+                yield d
+
+
+class Perplexity(PipelineStep):
+    name = "CCNet perplexity (datatrove KenlmModel)"
+
+    def run(self, data, rank=0, world_size=1):
+        self.km = KenlmModel("local", "en")  # datatrove would download from HF: hand it corral's local models
+        self.km._model = kenlm.Model(lm_path)
+        tok = SentencePiece("local", "en")
+        tok._model = sentencepiece.SentencePieceProcessor()
+        tok._model.load(sp_path)
+        self.km._tokenizer = tok
+        for d in data:
+            d.metadata["perplexity"] = self.km.get_perplexity(d.text)
+            yield d
+
+
+class Count(PipelineStep):
+    name = "count"
+
+    def run(self, data, rank=0, world_size=1):
+        OUT["kept"] = sum(1 for _ in data)
+        yield from ()
+
+
+wall, cpu = time.perf_counter(), time.process_time()
+
+
+class LocalFT176(FT176LID):
+    """datatrove's fastText LID on the same local lid.176 file as corral (datatrove would download it)."""
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _FastText(lid_path)
+        return self._model
+
+
+lid = LanguageFilter(languages=["en"], language_threshold=threshold)
+lid.model = LocalFT176(["en"])
+steps = [WarcReader(os.path.dirname(wet), glob_pattern=os.path.basename(wet)), LineDedup(), lid, Perplexity(), Count()]
+with tempfile.TemporaryDirectory() as logs:
+    LocalPipelineExecutor(pipeline=steps, tasks=1, workers=1, logging_dir=logs).run()
+OUT.update(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu)
+print(json.dumps(OUT))
+'''
+
+
+def datatrove_chain(python: str, wet: Path, settings: CCNetSettings, lm_dir: str) -> dict:
+    """Run the chain with datatrove in its own venv; returns {kept, wall, cpu} measured inside it."""
+    from filters.langid import default_model_path
+
+    entry = read_lm_index(lm_dir)["languages"]["en"]
+    argv = [
+        python,
+        "-c",
+        DATATROVE_SIDE,
+        str(wet),
+        str(default_model_path()),
+        os.path.join(lm_dir, entry["sp_model"]),
+        os.path.join(lm_dir, entry["kenlm_model"]),
+        str(REPO),
+        str(settings.min_length),
+        str(settings.lang_threshold),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=600)
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"datatrove side failed (exit {result.returncode}): {tail}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def build_rate(n_docs: int, workers: int, tmp: Path) -> float:
@@ -133,8 +279,13 @@ def build_rate(n_docs: int, workers: int, tmp: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=12000)
-    ap.add_argument("--lm-dir", default=None)
+    ap.add_argument("--docs", type=int, default=25000)
+    ap.add_argument("--reps", type=int, default=4, help="bare/Beam pairs; the median pair ratio counts")
+    ap.add_argument("--build-docs", type=int, default=8000)
+    default_lm = REPO / "build" / "demo" / "lm"
+    ap.add_argument("--lm-dir", default=str(default_lm) if (default_lm / "lm.json").exists() else None)
+    ap.add_argument("--datatrove-python", default="/tmp/dtvenv/bin/python")
+    ap.add_argument("--datatrove-docs", type=int, default=10000, help="the first N documents (it is slower)")
     args = ap.parse_args()
     import logging
 
@@ -145,22 +296,66 @@ def main() -> int:
     small = write_wet(docs[:50], scratch / "warm.wet")
     wet = write_wet(docs, scratch / "chain.wet")
     beam_chain(small, settings, args.lm_dir)  # warm-up: imports, model load
-    bare = timed(bare_from_file, wet, settings, args.lm_dir)
-    in_beam = timed(beam_chain, wet, settings, args.lm_dir)
-    what = "normalise+hash+line-dedup+LID" + ("+perplexity" if args.lm_dir else "")
+    startup = min(clocked(beam_chain, small, settings, args.lm_dir)[1] for _ in range(2))
+    pairs = []
+    for i in range(args.reps):  # back to back, order alternating (ABBA): drifting load hits both sides
+        if i % 2 == 0:
+            b = clocked(bare_from_file, wet, settings, args.lm_dir)
+            m = clocked(beam_chain, wet, settings, args.lm_dir)
+        else:
+            m = clocked(beam_chain, wet, settings, args.lm_dir)
+            b = clocked(bare_from_file, wet, settings, args.lm_dir)
+        if b[2] != m[2]:
+            raise SystemExit(f"the two sides disagree: bare kept {b[2]} documents, Beam {m[2]}")
+        pairs.append((b, m))
+    n = len(docs)
+    cpu_ratio = statistics.median(b[1] / m[1] for b, m in pairs)
+    wall_ratio = statistics.median(b[0] / m[0] for b, m in pairs)
+    bare_cpu, beam_cpu = min(b[1] for b, _ in pairs), min(m[1] for _, m in pairs)
+    what = "read+normalise+hash+line-dedup+LID" + ("+perplexity" if args.lm_dir else "")
     print(
-        f"ccnet_chain ({what}), {len(docs)} docs: bare {len(docs) / bare:.0f} docs/s, beam {len(docs) / in_beam:.0f} docs/s"
+        f"ccnet_chain ({what}), {n} docs, {args.reps} pairs: bare {n / bare_cpu:.0f} docs/CPU-s, "
+        f"beam {n / beam_cpu:.0f} docs/CPU-s (best runs); pair ratios (CPU) "
+        + " ".join(f"{b[1] / m[1]:.2f}" for b, m in pairs)
     )
-    print(f"ccnet_chain_beam_vs_bare: {bare / in_beam:.2f}x")
+    print(f"kept: {b[2]} documents on both sides")
+    print(f"beam_fixed_startup_cpu_s: {startup:.2f} (a 50-document run, included in the beam numbers)")
+    print(f"ccnet_chain_beam_vs_bare: {cpu_ratio:.2f}x")
+    print(f"ccnet_chain_beam_vs_bare_wall: {wall_ratio:.2f}x")
+    print(
+        f"ccnet_chain_beam_vs_bare_best_runs: {bare_cpu / beam_cpu:.2f}x (fastest bare run / fastest Beam run)"
+    )
+    peak_chain = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as tmp:
-        one = build_rate(args.docs // 2, 1, Path(tmp))
-        two = build_rate(args.docs // 2, 2, Path(tmp))
-    print(f"build docs/s: 1 worker {one:.0f}, 2 workers {two:.0f}")
+        one = build_rate(args.build_docs, 1, Path(tmp))
+        two = build_rate(args.build_docs, 2, Path(tmp))
+    print(f"build docs/s ({args.build_docs} docs, no perplexity): 1 worker {one:.0f}, 2 workers {two:.0f}")
     print(f"build_2_vs_1_workers: {two / one:.2f}x")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak_rss_mb: launcher {peak:.0f}, largest worker process {peak_children:.0f}")
-    print("vs_datatrove: not measured (datatrove is not installed; see the report)")
+    print(
+        f"peak_rss_mb: chain process {peak_chain:.0f}, launcher after builds {peak:.0f}, "
+        f"largest worker process {peak_children:.0f}"
+    )
+    if not args.lm_dir:
+        print("vs_datatrove: not measured (no LM: pass --lm-dir, or run `make demo` first)")
+    elif not Path(args.datatrove_python).exists():
+        print(
+            f"vs_datatrove: not measured ({args.datatrove_python} does not exist; see this file's docstring)"
+        )
+    else:
+        try:
+            dt_docs = min(args.datatrove_docs, n)
+            dt_wet = wet if dt_docs == n else write_wet(docs[:dt_docs], scratch / "datatrove.wet")
+            dt = datatrove_chain(args.datatrove_python, dt_wet, settings, args.lm_dir)
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+            print(f"vs_datatrove: not measured ({exc})")
+        else:
+            print(
+                f"datatrove chain, first {dt_docs} of the docs: {dt_docs / dt['cpu']:.0f} docs/CPU-s "
+                f"({dt_docs / dt['wall']:.0f} docs/s wall), kept {dt['kept']}"
+            )
+            print(f"vs_datatrove: {(n / beam_cpu) / (dt_docs / dt['cpu']):.2f}x")
     return 0
 
 

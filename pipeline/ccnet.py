@@ -2,7 +2,7 @@
 
 Text logic is in `filters/`; this module decides where each step runs and how its results meet.
 
-Batches: documents are grouped once (`BatchElements`, `batch_size`) right after reading, and every step
+Batches: documents are grouped once (`batch_docs`, `batch_size`) right after reading, and every step
 of the chain processes a list of documents; the batches are split again only at the end. Per-element
 overhead (and the encoding of the one PCollection that must be materialised, between the two passes of
 line dedup) is paid per batch instead of per document.
@@ -12,10 +12,15 @@ lines once, pre-counts them (`np.unique`), and emits one `(shard, (hashes, count
 shard (`hash mod dedup_shards`). A `CombinePerKey` (lifted: partial sums on every worker) merges them
 per shard with numpy; a boilerplate line present in 100k documents arrives at its shard as one count
 per batch, and the shards are uniform because the keys are hash residues, not lines. The hashes seen
-≥ 2 times become ONE sorted int64 array (8 bytes per duplicated line hash) broadcast to every worker as
-a side input; each batch looks its hashes up with one `searchsorted`. Documents are never grouped by
-line. Memory bounds: a shard's accumulator, 9 bytes × its distinct hashes (raise `dedup_shards` for
-very large sources), and the side input (100M duplicated lines → 800 MB per worker).
+≥ 2 times (one array per shard) are broadcast to every worker as a list side input and merged there
+into ONE sorted int64 array (8 bytes per duplicated line hash); each batch looks its hashes up with one
+`searchsorted`. Documents are never grouped by line. Memory bounds: a shard's accumulator, 9 bytes ×
+its distinct hashes (raise `dedup_shards` for very large sources), and the side input (100M duplicated
+lines → 800 MB per worker, twice while it is being merged).
+
+Encoding: the chain materialises one PCollection (the hashed batches, between the two passes of line
+dedup). `HashedBatch` and `DocBatch` pickle column-wise (lists of ids, texts, metas; one flat hash
+array), so a batch costs a few C-level pickle calls, not one `__reduce__` per document and array.
 
 Scoring (LID, perplexity, wiki-ref) runs on the batches in one DoFn whose models are loaded once per
 worker in `setup`.
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 import apache_beam as beam
@@ -34,15 +41,20 @@ import numpy as np
 from filters.dedup import document_line_hashes, remove_duplicate_lines
 from filters.document import Document
 from manifests.schema import CCNetSettings
-from pipeline.common import COUNTS, CountingDoFn, DocBatch, batch_docs, localize, read_bytes
+from pipeline.common import (
+    COUNTS,
+    CountingDoFn,
+    DocBatch,
+    batch_docs,
+    doc_columns,
+    docs_from_columns,
+    estimate_docs,
+    localize,
+    read_bytes,
+)
 
 LM_INDEX = "lm.json"
-Hashed = tuple[Document, np.ndarray]  # a document and its line hashes (int64, one per line)
-
-
-def signed64(values: Iterable[int]) -> np.ndarray:
-    """uint64 line hashes as int64 (numpy sorts and searches them as plain 64-bit integers)."""
-    return np.fromiter(values, dtype=np.uint64).view(np.int64)
+NO_HASHES = np.empty(0, dtype=np.int64)
 
 
 class LengthFilterFn(CountingDoFn):
@@ -59,9 +71,59 @@ class LengthFilterFn(CountingDoFn):
             yield DocBatch(kept)
 
 
-def hash_batch(batch: list[Document]) -> DocBatch:
+class HashedBatch:
+    """A batch of documents with the hashes of their normalised lines, computed once for both passes.
+
+    The hashes are ONE flat int64 array (document after document) plus the number of lines of each
+    document: the batch's lookups are single numpy calls, and the batch pickles as a few plain lists and
+    two arrays (this is the one PCollection the chain materialises, between the two passes of dedup).
+    """
+
+    __slots__ = ("docs", "hashes", "lines")
+
+    def __init__(self, docs: list[Document], hashes: np.ndarray, lines: np.ndarray) -> None:
+        if int(lines.sum()) != len(hashes) or len(lines) != len(docs):
+            raise ValueError(f"{len(docs)} documents, {len(lines)} line counts, {len(hashes)} hashes")
+        self.docs = docs
+        self.hashes = hashes
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+class HashedBatchCoder(beam.coders.Coder):
+    """Column-wise pickling of a `HashedBatch` (not deterministic: never a key)."""
+
+    def encode(self, value: HashedBatch) -> bytes:
+        return pickle.dumps(
+            (doc_columns(value.docs), value.hashes, value.lines), protocol=pickle.HIGHEST_PROTOCOL
+        )
+
+    def decode(self, encoded: bytes) -> HashedBatch:
+        columns, hashes, lines = pickle.loads(encoded)
+        return HashedBatch(docs_from_columns(columns), hashes, lines)
+
+    def estimate_size(self, value: HashedBatch) -> int:
+        return 16 + estimate_docs(value.docs) + value.hashes.nbytes + value.lines.nbytes
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self) -> type:
+        return HashedBatch
+
+
+beam.coders.registry.register_coder(HashedBatch, HashedBatchCoder)
+
+
+def hash_batch(batch: list[Document]) -> HashedBatch:
     """Every document of a batch with its normalised-line hashes (computed once, used by both passes)."""
-    return DocBatch((d, signed64(document_line_hashes(d.text))) for d in batch)
+    docs = list(batch)
+    per_doc = [document_line_hashes(d.text) for d in docs]
+    lines = np.fromiter(map(len, per_doc), dtype=np.int64, count=len(per_doc))
+    flat = np.fromiter(chain.from_iterable(per_doc), dtype=np.uint64, count=int(lines.sum()))
+    return HashedBatch(docs, flat.view(np.int64), lines)
 
 
 def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -75,12 +137,11 @@ def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
     return uniq, np.minimum(summed, 2).astype(np.int8)
 
 
-def shard_counts(batch: list[Hashed], shards: int) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+def shard_counts(batch: HashedBatch, shards: int) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
     """`(shard, (hashes, counts))` for a batch: its line hashes pre-counted, split by `hash mod shards`."""
-    if not batch:
+    if not len(batch.hashes):
         return
-    all_hashes = np.concatenate([h for _, h in batch])
-    uniq, counts = np.unique(all_hashes, return_counts=True)
+    uniq, counts = np.unique(batch.hashes, return_counts=True)
     counts = np.minimum(counts, 2).astype(np.int8)
     shard = np.remainder(uniq, shards)
     order = np.argsort(shard, kind="stable")
@@ -117,49 +178,41 @@ class ShardCountsFn(beam.CombineFn):
         return hashes[counts >= 2]
 
 
-class SortedHashesFn(beam.CombineFn):
-    """The shards' duplicated hashes (disjoint sets) as one sorted int64 array: the side input."""
-
-    def create_accumulator(self) -> list[np.ndarray]:
-        return []
-
-    def add_input(self, acc: list[np.ndarray], value: np.ndarray) -> list[np.ndarray]:
-        acc.append(value)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
-        return [a for acc in accs for a in acc]
-
-    def compact(self, acc: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.unique(np.concatenate(acc))] if len(acc) > 1 else acc
-
-    def extract_output(self, acc: list[np.ndarray]) -> np.ndarray:
-        return np.unique(np.concatenate(acc)) if acc else np.empty(0, dtype=np.int64)
-
-
 class RemoveDuplicateLinesFn(CountingDoFn):
-    """Removes every line whose hash is in the duplicated set; drops documents left empty."""
+    """Removes every line whose hash is in the duplicated set; drops documents left empty.
 
-    def process(self, batch: list[Hashed], duplicated: np.ndarray) -> Iterator[Any]:
-        if not batch:
+    The side input is the shards' duplicated hashes, one array per shard (disjoint sets); they are merged
+    into one sorted array once per side-input value (per bundle), not per batch.
+    """
+
+    def setup(self) -> None:
+        self._parts: list[np.ndarray] | None = None
+        self._sorted = NO_HASHES
+
+    def sorted_duplicates(self, parts: list[np.ndarray]) -> np.ndarray:
+        if parts is not self._parts:
+            self._sorted = np.sort(np.concatenate(parts)) if parts else NO_HASHES
+            self._parts = parts
+        return self._sorted
+
+    def process(self, batch: HashedBatch, shard_duplicates: list[np.ndarray]) -> Iterator[Any]:
+        if not len(batch):
             return
-        hits: np.ndarray | None = None
-        if len(duplicated):
-            arr = np.concatenate([h for _, h in batch])
+        duplicated = self.sorted_duplicates(shard_duplicates)
+        arr = batch.hashes
+        dup: set[int] = set()  # this batch's duplicated hashes: one searchsorted for the whole batch
+        if len(duplicated) and len(arr):
             idx = np.minimum(np.searchsorted(duplicated, arr), len(duplicated) - 1)
             hits = duplicated[idx] == arr
+            if hits.any():
+                dup = set(arr[hits].tolist())
+        flat = arr.tolist()
         out: list[Document] = []
         pos = 0
         lines_removed = chars_removed = 0
-        for doc, hashes in batch:
-            n = len(hashes)
-            dup: set[int] = set()
-            if hits is not None:
-                mask = hits[pos : pos + n]
-                if mask.any():
-                    dup = set(hashes[mask].tolist())
+        for doc, n in zip(batch.docs, batch.lines.tolist(), strict=True):
+            result = remove_duplicate_lines(doc.text, dup, flat[pos : pos + n])
             pos += n
-            result = remove_duplicate_lines(doc.text, dup, hashes.tolist())
             lines_removed += result.lines_removed
             chars_removed += result.chars_removed
             if not result.text.strip():
@@ -188,16 +241,17 @@ class LineDedup(beam.PTransform):
 
     def expand(self, batches: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         shards = self.shards
-        hashed = batches | "HashLines" >> beam.Map(hash_batch).with_output_types(DocBatch)
+        hashed = batches | "HashLines" >> beam.Map(hash_batch).with_output_types(HashedBatch)
         duplicated = (
             hashed
             | "ShardCounts" >> beam.FlatMap(shard_counts, shards)
             | "CountLines" >> beam.CombinePerKey(ShardCountsFn())
             | "Duplicated" >> beam.Values()
-            | "SortedSet" >> beam.CombineGlobally(SortedHashesFn())
         )
+        # One array per shard as a list side input, merged by each worker: a global combine into one
+        # array would add a stage (and its start-up) to every run for no less data on the wire.
         return hashed | "RemoveLines" >> beam.ParDo(
-            RemoveDuplicateLinesFn(self.source), duplicated=beam.pvalue.AsSingleton(duplicated)
+            RemoveDuplicateLinesFn(self.source), shard_duplicates=beam.pvalue.AsList(duplicated)
         ).with_output_types(DocBatch).with_outputs(COUNTS, main="docs")
 
 

@@ -121,16 +121,45 @@ def _estimate(value: Any) -> int:
     return int(nbytes) if nbytes is not None else 16
 
 
+def estimate_docs(docs: list[Document]) -> int:
+    """Approximate bytes of some documents (Beam's size metrics), without encoding them."""
+    return sum(64 + len(d.id) + len(d.text) + 32 * len(d.meta) for d in docs)
+
+
+def doc_columns(docs: list[Document]) -> tuple[list[str], list[str], list[str], list[dict[str, Any]]]:
+    """Documents as four plain lists: pickled in C, with no per-document `__getstate__` call."""
+    return [d.id for d in docs], [d.source for d in docs], [d.text for d in docs], [d.meta for d in docs]
+
+
+def docs_from_columns(
+    columns: tuple[list[str], list[str], list[str], list[dict[str, Any]]],
+) -> list[Document]:
+    """The inverse of `doc_columns`."""
+    return [Document(i, s, t, m) for i, s, t, m in zip(*columns, strict=True)]
+
+
+_COLUMNS, _ROWS = 0, 1
+
+
 class DocBatchCoder(beam.coders.Coder):
-    """Whole-batch pickling (protocol 5); not deterministic, so never used for keys."""
+    """Whole-batch pickling (protocol 5), column-wise when the batch holds only Documents.
+
+    Column-wise, a batch pickles as four lists of strings and dicts, about twice as fast both ways as
+    a list of dataclass instances. Not deterministic, so never used for keys.
+    """
 
     def encode(self, value: DocBatch) -> bytes:
-        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
+        if all(type(v) is Document for v in value):
+            return pickle.dumps((_COLUMNS, doc_columns(value)), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((_ROWS, list(value)), protocol=pickle.HIGHEST_PROTOCOL)
 
     def decode(self, encoded: bytes) -> DocBatch:
-        return DocBatch(pickle.loads(encoded))
+        kind, payload = pickle.loads(encoded)
+        return DocBatch(docs_from_columns(payload) if kind == _COLUMNS else payload)
 
     def estimate_size(self, value: DocBatch) -> int:
+        if all(type(v) is Document for v in value):
+            return 8 + estimate_docs(value)
         return 8 + sum(_estimate(v) for v in value)
 
     def is_deterministic(self) -> bool:

@@ -198,6 +198,37 @@ def test_hot_line_in_every_document_is_removed() -> None:
         )
 
 
+def test_line_dedup_with_nothing_duplicated_or_no_documents_keeps_everything() -> None:
+    """No shard has a duplicated hash (and, for an empty source, no shard at all): nothing is removed."""
+    docs = [Document(f"d{i}", "t", f"only line {chr(97 + i)}\nand {chr(98 + i)} here") for i in range(4)]
+    with TestPipeline() as p:
+        out = p | beam.Create([docs[:2], docs[2:]]) | LineDedup("t", shards=3)
+        texts = out.docs | beam.FlatMap(lambda batch: [d.text for d in batch])
+        assert_that(texts, equal_to([d.text for d in docs]))
+        empty = p | "NoDocs" >> beam.Create([]) | "DedupEmpty" >> LineDedup("t", shards=3)
+        assert_that(empty.docs, equal_to([]), label="empty")
+
+
+def test_batch_coders_round_trip_documents_and_hashes() -> None:
+    import numpy as np
+
+    from pipeline.ccnet import HashedBatchCoder, hash_batch
+    from pipeline.common import DocBatch, DocBatchCoder
+
+    docs = [Document("a", "t", "x\ny", {"url": "u", "n": 1}), Document("b", "t", "", {})]
+    coder = DocBatchCoder()
+    assert coder.decode(coder.encode(DocBatch(docs))) == docs
+    pairs = DocBatch([(docs[0], np.arange(3))])  # not only Documents: pickled row by row
+    back = coder.decode(coder.encode(pairs))
+    assert back[0][0] == docs[0] and back[0][1].tolist() == [0, 1, 2]
+    hashed = hash_batch(docs)
+    again = HashedBatchCoder().decode(HashedBatchCoder().encode(hashed))
+    assert again.docs == docs and again.hashes.tolist() == hashed.hashes.tolist()
+    assert again.lines.tolist() == [2, 1]  # "" is one (empty) line, as str.split gives
+    with pytest.raises(ValueError, match="2 documents, 2 line counts, 3 hashes"):
+        type(hashed)(docs, hashed.hashes, np.array([2, 0]))
+
+
 def test_line_dedup_counts_lines_in_a_lifted_combiner_never_grouping_documents() -> None:
     """The hot-key guarantee is structural: hash shards counted by a CombinePerKey, no GroupByKey of documents."""
     labels: list[str] = []
@@ -222,7 +253,7 @@ def test_shard_counts_precount_and_split_by_residue() -> None:
     assert sorted({k for k, _ in parts}) == [k for k, _ in parts] and all(0 <= k < 3 for k, _ in parts)
     fn = ShardCountsFn()
     dup = np.concatenate([fn.extract_output(fn.add_input(fn.create_accumulator(), v)) for _, v in parts])
-    same = hash_batch([Document("x", "t", "same line")])[0][1]
+    same = hash_batch([Document("x", "t", "same line")]).hashes
     assert dup.tolist() == same.tolist()  # only the shared line is seen twice; each "line X" once
 
 
