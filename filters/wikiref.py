@@ -13,11 +13,19 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
 POSITIVE = "__label__wiki"
 NEGATIVE = "__label__cc"
+
+
+def url_key(url: str) -> str:
+    """The form in which cited URLs and page URLs are matched: no fragment, no trailing slash, lower-case host."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
 class WikiRefSettings(BaseModel):

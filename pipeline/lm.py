@@ -25,7 +25,6 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -33,6 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 from filters.document import Document
 from filters.sources.base import ReaderError, ReadStats
 from filters.sources.registry import get_reader
+from filters.wikiref import url_key
 from manifests.schema import Manifest, ManifestError, load_manifest
 from pipeline.ccnet import LM_INDEX
 from pipeline.common import sha256_of, write_atomic
@@ -74,13 +74,6 @@ def is_heldout(doc_id: str, fraction: float) -> bool:
     """A stable pseudo-random split by id (the same articles are held out on every run)."""
     h = int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little")
     return h < fraction * 2**64
-
-
-def url_key(url: str) -> str:
-    """The form in which cited URLs and page URLs are matched: no fragment, no trailing slash, lower-case host."""
-    parts = urlsplit(url.strip())
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
 class Spool:

@@ -72,3 +72,11 @@ def test_wikipedia_vs_commoncrawl(shared_data: Path, tmp_path: Path) -> None:
     clf = WikiRefClassifier.train(wiki[:90], cc[:12], tmp_path / "wikiref.bin")
     held_wiki = clf.predict_proba_batch(wiki[90:])
     assert sum(p >= 0.25 for p in held_wiki) / len(held_wiki) > 0.9
+
+
+def test_url_key_matches_cited_and_crawled_forms() -> None:
+    from filters.wikiref import url_key
+
+    assert url_key("HTTP://Example.COM/Path/#section") == url_key("http://example.com/Path")
+    assert url_key(" https://a.org/x?q=1 ") == "https://a.org/x?q=1"
+    assert url_key("https://a.org/X") != url_key("https://a.org/x")  # paths are case-sensitive
