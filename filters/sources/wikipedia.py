@@ -306,21 +306,11 @@ class WikitextRenderer:
 
         Left in place (for the parser) when its output could turn into markup once parsed.
         """
-        title = match.group(1).strip()
         text = match.group(2)
-        visible_colon = title.startswith(":")
-        title = title.lstrip(":")
-        prefix, sep, _ = title.partition(":")
-        prefix = prefix.strip().lower()
-        if sep and not visible_colon:
-            if prefix in self.link_namespaces:
-                return ""
-            if text is None and _INTERWIKI.match(prefix):
-                return ""
+        title = self._link_title(match.group(1), has_text=text is not None)
+        if title is None:
+            return ""
         if text is None:
-            if "#" in title:
-                page, _, anchor = title.partition("#")
-                title = page or anchor
             text = title
         if text and (text[0] in _RISKY_FIRST or text[-1] == "'" or _INLINE_MARKUP.search(text)):
             return match.group()
@@ -360,18 +350,24 @@ class WikitextRenderer:
         return "".join(out)
 
     def _link(self, node: Wikilink) -> str:
-        title = str(node.title).strip()
+        title = self._link_title(str(node.title), has_text=node.text is not None)
+        if title is None:
+            return ""
+        return self._render(node.text) if node.text is not None else title
+
+    def _link_title(self, target: str, has_text: bool) -> str | None:
+        """The text a `[[target]]` shows when it has no label; None for links that render nothing
+        (files, categories and other namespaced links; interlanguage links without a label)."""
+        title = target.strip()
         visible_colon = title.startswith(":")
         title = title.lstrip(":")
         prefix, sep, _ = title.partition(":")
         prefix = prefix.strip().lower()
         if sep and not visible_colon:
             if prefix in self.link_namespaces:
-                return ""
-            if node.text is None and _INTERWIKI.match(prefix):
-                return ""
-        if node.text is not None:
-            return self._render(node.text)
+                return None
+            if not has_text and _INTERWIKI.match(prefix):
+                return None
         if "#" in title:
             page, _, anchor = title.partition("#")
             title = page or anchor
