@@ -141,6 +141,21 @@ class WikiRefClassifier:
         return cls(model)
 
     @classmethod
+    def train_from_files(
+        cls,
+        positive_file: str | os.PathLike[str],
+        negative_file: str | os.PathLike[str],
+        out_path: str | os.PathLike[str],
+        settings: WikiRefSettings | None = None,
+    ) -> WikiRefClassifier:
+        """Train from two UTF-8 text files holding one document per line (streamed, not loaded whole)."""
+        with (
+            open(positive_file, encoding="utf-8", errors="replace") as pos,
+            open(negative_file, encoding="utf-8", errors="replace") as neg,
+        ):
+            return cls.train(pos, neg, out_path, settings)
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WikiRefClassifier:
         from filters.langid import _load_fasttext
 

@@ -80,3 +80,12 @@ def test_url_key_matches_cited_and_crawled_forms() -> None:
     assert url_key("HTTP://Example.COM/Path/#section") == url_key("http://example.com/Path")
     assert url_key(" https://a.org/x?q=1 ") == "https://a.org/x?q=1"
     assert url_key("https://a.org/X") != url_key("https://a.org/x")  # paths are case-sensitive
+
+
+def test_train_from_two_text_files(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    pos, neg = tmp_path / "pos.txt", tmp_path / "neg.txt"
+    pos.write_text("\n".join(_docs(ENCYCLOPEDIC, rng, 100)) + "\n", encoding="utf-8")
+    neg.write_text("\n".join(_docs(SPAMMY, rng, 100)) + "\n", encoding="utf-8")
+    clf = WikiRefClassifier.train_from_files(pos, neg, tmp_path / "m.bin")
+    assert clf.predict_proba(_docs(ENCYCLOPEDIC, rng, 1)[0]) > clf.predict_proba(_docs(SPAMMY, rng, 1)[0])
