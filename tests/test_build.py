@@ -9,7 +9,7 @@ from pathlib import Path
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from build_corpus import BOILERPLATE, cc_pages
 
@@ -181,7 +181,7 @@ def test_hot_line_in_every_document_is_removed() -> None:
         for i, w in enumerate(words)
     ]
     docs.append(Document("z", "t", "nothing shared here"))
-    with TestPipeline() as p:
+    with BeamTestPipeline() as p:
         batches = p | beam.Create(docs) | beam.BatchElements(min_batch_size=100, max_batch_size=100)
         out = batches | LineDedup("t", shards=7)
         flat = out.docs | beam.FlatMap(lambda batch: batch)
@@ -201,7 +201,7 @@ def test_hot_line_in_every_document_is_removed() -> None:
 def test_line_dedup_with_nothing_duplicated_or_no_documents_keeps_everything() -> None:
     """No shard has a duplicated hash (and, for an empty source, no shard at all): nothing is removed."""
     docs = [Document(f"d{i}", "t", f"only line {chr(97 + i)}\nand {chr(98 + i)} here") for i in range(4)]
-    with TestPipeline() as p:
+    with BeamTestPipeline() as p:
         out = p | beam.Create([docs[:2], docs[2:]]) | LineDedup("t", shards=3)
         texts = out.docs | beam.FlatMap(lambda batch: [d.text for d in batch])
         assert_that(texts, equal_to([d.text for d in docs]))
