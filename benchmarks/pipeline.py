@@ -51,8 +51,9 @@ from build_corpus import BOILERPLATE, paragraph, wet_record  # noqa: E402
 from filters.dedup import document_line_hashes, remove_duplicate_lines  # noqa: E402
 from filters.document import Document  # noqa: E402
 from filters.langid import LanguageIdentifier, passes_threshold  # noqa: E402
+from manifests.lm_index import LMIndex  # noqa: E402
 from manifests.schema import CCNetSettings  # noqa: E402
-from pipeline.ccnet import CCNet, read_lm_index  # noqa: E402
+from pipeline.ccnet import CCNet  # noqa: E402
 from pipeline.options import make_runner, pipeline_options  # noqa: E402
 
 
@@ -87,9 +88,9 @@ def bare_chain(docs: list[Document], settings: CCNetSettings, lm_dir: str | None
 
         from filters.perplexity import PerplexityScorer
 
-        entry = read_lm_index(lm_dir)["languages"]["en"]
+        entry = LMIndex.read_from(lm_dir).languages["en"]
         scorer = PerplexityScorer(
-            os.path.join(lm_dir, entry["sp_model"]), os.path.join(lm_dir, entry["kenlm_model"])
+            os.path.join(lm_dir, entry.sp_model), os.path.join(lm_dir, entry.kenlm_model)
         )
         scorer.perplexity_batch([t for t, _ in kept])
     return len(kept)
@@ -236,15 +237,15 @@ def datatrove_chain(python: str, wet: Path, settings: CCNetSettings, lm_dir: str
     """Run the chain with datatrove in its own venv; returns {kept, wall, cpu} measured inside it."""
     from filters.langid import default_model_path
 
-    entry = read_lm_index(lm_dir)["languages"]["en"]
+    entry = LMIndex.read_from(lm_dir).languages["en"]
     argv = [
         python,
         "-c",
         DATATROVE_SIDE,
         str(wet),
         str(default_model_path()),
-        os.path.join(lm_dir, entry["sp_model"]),
-        os.path.join(lm_dir, entry["kenlm_model"]),
+        os.path.join(lm_dir, entry.sp_model),
+        os.path.join(lm_dir, entry.kenlm_model),
         str(REPO),
         str(settings.min_length),
         str(settings.lang_threshold),

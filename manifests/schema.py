@@ -112,12 +112,35 @@ class LMSettings(_Strict):
     max_wikiref_examples: int = Field(20000, ge=1)  # per class
 
 
+class TokenizerSettings(_Strict):
+    """`corral tokenizer`: SentencePiece BPE with the original LLaMA trainer settings, on a mixture sample."""
+
+    output: str | None = None  # default: `tokenizer/` beside the corpus folder
+    vocab_size: int = Field(32000, ge=260)  # 256 byte pieces + <unk> <s> </s> + at least one merge
+    sample_chars: int = Field(200_000_000, ge=1)  # characters of corpus text drawn by mixture weight
+    threads: int = Field(0, ge=0)  # 0: every core
+    seed: int | None = None  # default: the manifest's seed
+
+
+class ShardsSettings(_Strict):
+    """`corral shards`: tokenized Arrow shards of the mixture, by token weight × epochs (LLaMA Table 1)."""
+
+    output: str | None = None  # default: `shards/` beside the corpus folder
+    total_tokens: int | None = None  # training tokens of the mixture; required by `corral shards`
+    validation_fraction: float = Field(0.005, ge=0.0, lt=1.0)  # of each source's documents, by id hash
+    max_epochs: float = Field(16.0, gt=0.0)  # a source repeated more often is warned about
+    shard_tokens: int = Field(1 << 27, ge=1)  # target tokens per shard file
+    seed: int | None = None  # default: the manifest's seed
+
+
 class Manifest(_Strict):
     """A whole job description; `path` is the file it was read from (paths resolve against its folder)."""
 
     output: str
     seed: int
     lm: LMSettings = Field(default_factory=LMSettings)
+    tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
+    shards: ShardsSettings = Field(default_factory=ShardsSettings)
     sources: dict[str, SourceConfig] = Field(min_length=1)
     path: str = ""
 
@@ -133,6 +156,20 @@ class Manifest(_Strict):
 
     def lm_dir(self) -> str:
         return self.resolve(self.lm.output)
+
+    def _beside_output(self, value: str | None, name: str) -> str:
+        if value:
+            return self.resolve(value)
+        out = self.output_dir()
+        return (
+            out.rstrip("/").rsplit("/", 1)[0] + "/" + name if "://" in out else str(Path(out).parent / name)
+        )
+
+    def tokenizer_dir(self) -> str:
+        return self._beside_output(self.tokenizer.output, "tokenizer")
+
+    def shards_dir(self) -> str:
+        return self._beside_output(self.shards.output, "shards")
 
     def inputs(self, source: str) -> list[str]:
         return [self.resolve(p) for p in self.sources[source].inputs]

@@ -10,23 +10,24 @@ models); a source whose `manifest.json` exists is skipped unless `--force`.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 import platform
 import sys
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
 from filters.sources.registry import get_reader
+from manifests import storage
+from manifests.corpus import MANIFEST, CorpusManifest, is_complete
+from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
-from pipeline.ccnet import LM_INDEX, CCNet, read_lm_index
-from pipeline.common import COUNTS, DEAD, sha256_of
+from pipeline.ccnet import CCNet
+from pipeline.common import COUNTS, DEAD
 from pipeline.dedup import ExactDedup, NearDedup
 from pipeline.options import make_runner, parse_args, pipeline_options
 from pipeline.read import InputFile, ReadSource, match_inputs
-from pipeline.write import MANIFEST, WriteSource, clear_output, is_complete
+from pipeline.write import WriteSource, clear_output
 
 log = logging.getLogger("corral.build")
 
@@ -74,10 +75,9 @@ def model_checksums(manifest: Manifest, source: str) -> dict[str, str]:
     from filters.langid import default_model_path
 
     lid = manifest.resolve(cc.langid_model) if cc.langid_model else str(default_model_path())
-    out = {"langid": sha256_of(lid)}
+    out = {"langid": storage.sha256_of(lid)}
     if cc.perplexity or cc.wikiref:
-        index = read_lm_index(manifest.lm_dir())
-        for name, sha in sorted(index.get("checksums", {}).items()):
+        for name, sha in sorted(LMIndex.read_from(manifest.lm_dir()).checksums.items()):
             out[f"lm/{name}"] = sha
     return out
 
@@ -87,19 +87,19 @@ def check_models(manifest: Manifest, source: str) -> None:
     cc = manifest.sources[source].ccnet
     if not cc.enabled or not (cc.perplexity or cc.wikiref):
         return
-    index_path = FileSystems.join(manifest.lm_dir(), LM_INDEX)
+    path = index_path(manifest.lm_dir())
     key = f"sources.{source}.ccnet.{'perplexity' if cc.perplexity else 'wikiref'}"
-    if not FileSystems.exists(index_path):
+    if not storage.exists(path):
         raise ManifestError(
             manifest.path,
             key,
-            f"no LM models at {index_path}: run `corral lm --manifest {manifest.path}` first",
+            f"no LM models at {path}: run `corral lm --manifest {manifest.path}` first",
         )
-    if cc.wikiref and not read_lm_index(manifest.lm_dir()).get("wikiref"):
+    if cc.wikiref and LMIndex.read_from(manifest.lm_dir()).wikiref is None:
         raise ManifestError(
             manifest.path,
             f"sources.{source}.ccnet.wikiref",
-            f"{index_path} has no wiki-ref classifier (the LM step needs `lm.wikiref_source`)",
+            f"{path} has no wiki-ref classifier (the LM step needs `lm.wikiref_source`)",
         )
 
 
@@ -174,32 +174,29 @@ def main(argv: list[str] | None = None) -> int:
     out_root = manifest.output_dir(args.output)
     todo = []
     for name in names:
-        out_dir = FileSystems.join(out_root, name)
+        out_dir = storage.join(out_root, name)
         if is_complete(out_dir) and not args.force:
-            print(
-                f"{name}: complete ({FileSystems.join(out_dir, MANIFEST)}); skipped (use --force to rebuild)"
-            )
+            print(f"{name}: complete ({storage.join(out_dir, MANIFEST)}); skipped (use --force to rebuild)")
             continue
         todo.append(name)
     if not todo:
         return 0
     for name in todo:
-        clear_output(FileSystems.join(out_root, name))
+        clear_output(storage.join(out_root, name))
     opts = pipeline_options(beam_args)
     with beam.Pipeline(runner=make_runner(opts), options=opts) as p:
         for name in todo:
-            add_source(p, manifest, name, files[name], FileSystems.join(out_root, name))
+            add_source(p, manifest, name, files[name], storage.join(out_root, name))
     log_metrics(p.result)
     from apache_beam.options.pipeline_options import TestOptions
 
     if opts.view_as(TestOptions).dry_run:
         return 0
     for name in todo:
-        path = FileSystems.join(out_root, name, MANIFEST)
-        if FileSystems.exists(path):
-            with FileSystems.open(path) as f:
-                m = json.loads(f.read())
-            print(f"{name}: read {m['read']} kept {m['kept']} dropped {m['dropped']}")
+        out_dir = storage.join(out_root, name)
+        if is_complete(out_dir):
+            m = CorpusManifest.read_from(out_dir)
+            print(f"{name}: read {m.read} kept {m.kept} dropped {m.dropped}")
     return 0
 
 

@@ -28,8 +28,6 @@ worker in `setup`.
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
 from collections.abc import Iterable, Iterator
 from itertools import chain
@@ -40,6 +38,8 @@ import numpy as np
 
 from filters.dedup import document_line_hashes, remove_duplicate_lines
 from filters.document import Document
+from manifests import storage
+from manifests.lm_index import LMIndex
 from manifests.schema import CCNetSettings
 from pipeline.common import (
     COUNTS,
@@ -49,11 +49,8 @@ from pipeline.common import (
     doc_columns,
     docs_from_columns,
     estimate_docs,
-    localize,
-    read_bytes,
 )
 
-LM_INDEX = "lm.json"
 NO_HASHES = np.empty(0, dtype=np.int64)
 
 
@@ -255,11 +252,6 @@ class LineDedup(beam.PTransform):
         ).with_output_types(DocBatch).with_outputs(COUNTS, main="docs")
 
 
-def read_lm_index(lm_dir: str) -> dict[str, Any]:
-    """The index `corral lm` writes: per-language model files and cut-offs, the wiki-ref model."""
-    return json.loads(read_bytes(os.path.join(lm_dir, LM_INDEX)).decode("utf-8"))
-
-
 class ScoreFn(CountingDoFn):
     """Language ID, perplexity bucket and wiki-ref probability for a batch; models loaded once in setup."""
 
@@ -272,29 +264,29 @@ class ScoreFn(CountingDoFn):
         from filters.langid import LanguageIdentifier
 
         s = self.settings
-        self._lid = LanguageIdentifier(localize(s.langid_model) if s.langid_model else None)
-        self._index = read_lm_index(self.lm_dir) if self.lm_dir and (s.perplexity or s.wikiref) else {}
+        self._lid = LanguageIdentifier(storage.local_copy(s.langid_model) if s.langid_model else None)
+        self._index = LMIndex.read_from(self.lm_dir) if self.lm_dir and (s.perplexity or s.wikiref) else None
         self._scorers: dict[str, Any] = {}
         self._wikiref = None
         if s.wikiref:
             from filters.wikiref import WikiRefClassifier
 
-            model = self._index["wikiref"]["model"]
-            self._wikiref = WikiRefClassifier.load(localize(os.path.join(self.lm_dir, model)))
+            model = self._index.wikiref.model
+            self._wikiref = WikiRefClassifier.load(storage.local_copy(storage.join(self.lm_dir, model)))
 
     def _scorer(self, lang: str) -> tuple[Any, Any] | None:
         if lang not in self._scorers:
-            entry = self._index.get("languages", {}).get(lang)
+            entry = self._index.languages.get(lang) if self._index else None
             if entry is None:
                 self._scorers[lang] = None
             else:
                 from filters.perplexity import BucketCutoffs, PerplexityScorer
 
                 scorer = PerplexityScorer(
-                    localize(os.path.join(self.lm_dir, entry["sp_model"])),
-                    localize(os.path.join(self.lm_dir, entry["kenlm_model"])),
+                    storage.local_copy(storage.join(self.lm_dir, entry.sp_model)),
+                    storage.local_copy(storage.join(self.lm_dir, entry.kenlm_model)),
                 )
-                self._scorers[lang] = (scorer, BucketCutoffs(entry["p30"], entry["p60"]))
+                self._scorers[lang] = (scorer, BucketCutoffs(entry.p30, entry.p60))
         return self._scorers[lang]
 
     def process(self, batch: list[Document]) -> Iterator[Any]:

@@ -1,4 +1,4 @@
-"""Shared Beam plumbing: counted drops per reason, and atomic file writes through Beam's `FileSystems`.
+"""Shared Beam plumbing: counted drops per reason, and Beam's `FileSystems` as the storage backend for URLs.
 
 Every stage that drops a document says why: it bumps a Beam `Metrics` counter (logged at the end of a
 run) and emits `(key, n)` on the `counts` output, which the writer sums into the source's
@@ -8,8 +8,6 @@ runner, and the manifest's `read = kept + Σ dropped` must be exact.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import pickle
 from collections import Counter
 from collections.abc import Iterator
@@ -22,17 +20,12 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from filters.document import Document
+from manifests import storage
+from manifests.corpus import KEPT, READ, dropped
 
 COUNTS = "counts"
 DEAD = "dead"
-
-READ = "read"
-KEPT = "kept"
-
-
-def dropped(reason: str) -> str:
-    """The counts key for documents dropped for `reason`."""
-    return f"dropped.{reason}"
+__all__ = ["COUNTS", "DEAD", "KEPT", "READ", "dropped"]
 
 
 class CountingDoFn(beam.DoFn):
@@ -59,49 +52,31 @@ class CountingDoFn(beam.DoFn):
         self._counts = Counter()
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to a temporary sibling, then rename: readers never see a half-written file."""
-    tmp = f"{path}.tmp-{os.getpid()}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
-    if FileSystems.exists(path):
+class BeamFileSystems:
+    """`manifests.storage` backend for URL paths (gs://, s3://, …) through Beam's `FileSystems`."""
+
+    def open_read(self, path: str) -> Any:
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def open_write(self, path: str) -> Any:
+        return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def exists(self, path: str) -> bool:
+        return FileSystems.exists(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        FileSystems.rename([src], [dst])
+
+    def delete(self, path: str) -> None:
         FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+
+    def listdir(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        found = FileSystems.match([prefix + "*"])[0].metadata_list
+        return [m.path[len(prefix) :].split("/", 1)[0] for m in found]
 
 
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
-def sha256_of(path: str) -> str:
-    """sha256 of a file read through FileSystems (streamed)."""
-    digest = hashlib.sha256()
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def localize(path: str, cache_dir: str | None = None) -> str:
-    """A local path for a model file (KenLM, SentencePiece and fastText need one); copies gs:// files."""
-    if "://" not in path:
-        return path
-    import tempfile
-
-    cache = cache_dir or os.path.join(tempfile.gettempdir(), "corral-models")
-    os.makedirs(cache, exist_ok=True)
-    local = os.path.join(cache, hashlib.sha1(path.encode()).hexdigest()[:16] + "-" + os.path.basename(path))
-    if not os.path.exists(local):
-        tmp = f"{local}.tmp-{os.getpid()}"
-        with (
-            open(tmp, "wb") as out,
-            FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f,
-        ):
-            for block in iter(lambda: f.read(1 << 20), b""):
-                out.write(block)
-        os.replace(tmp, local)
-    return local
+storage.register_backend(BeamFileSystems())
 
 
 class DocBatch(list):

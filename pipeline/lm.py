@@ -33,9 +33,9 @@ from filters.document import Document
 from filters.sources.base import ReaderError, ReadStats
 from filters.sources.registry import get_reader
 from filters.wikiref import url_key
+from manifests import storage
+from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
-from pipeline.ccnet import LM_INDEX
-from pipeline.common import sha256_of, write_atomic
 from pipeline.read import match_inputs
 
 log = logging.getLogger("corral.lm")
@@ -66,8 +66,7 @@ def _upload(local_dir: str, target: str) -> None:
         for name in sorted(files):
             path = os.path.join(root, name)
             rel = os.path.relpath(path, local_dir)
-            with open(path, "rb") as f:
-                write_atomic(FileSystems.join(target, *rel.split(os.sep)), f.read())
+            storage.copy_atomic(path, storage.join(target, *rel.split(os.sep)))
 
 
 def is_heldout(doc_id: str, fraction: float) -> bool:
@@ -181,7 +180,7 @@ def train_all(manifest: Manifest, work_dir: str) -> dict[str, Any]:
     for root, _dirs, names in os.walk(work_dir):
         for name in names:
             path = os.path.join(root, name)
-            checksums[os.path.relpath(path, work_dir).replace(os.sep, "/")] = sha256_of(path)
+            checksums[os.path.relpath(path, work_dir).replace(os.sep, "/")] = storage.sha256_of(path)
     index["checksums"] = dict(sorted(checksums.items()))
     return index
 
@@ -253,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         if manifest.lm.source not in manifest.sources:
             raise ManifestError(manifest.path, "lm.source", f"no source named {manifest.lm.source!r}")
         out = manifest.lm_dir()
-        index_path = FileSystems.join(out, LM_INDEX)
-        if FileSystems.exists(index_path) and not args.force:
-            print(f"LM models complete ({index_path}); skipped (use --force to retrain)")
+        path = index_path(out)
+        if storage.exists(path) and not args.force:
+            print(f"LM models complete ({path}); skipped (use --force to retrain)")
             return 0
         work = tempfile.mkdtemp(prefix="corral-lm-")
         try:
@@ -264,15 +263,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise ManifestError(
                     manifest.path, "lm.min_docs", "no language has enough articles to train an LM"
                 )
-            if FileSystems.exists(index_path):
-                FileSystems.delete([index_path])
+            storage.delete(path)
             _upload(work, out)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     except ManifestError as exc:
         print(f"corral lm: {exc}", file=sys.stderr)
         return 2
-    write_atomic(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    LMIndex.model_validate(index).write(out)
     print(f"LM models for {', '.join(index['languages'])} in {out}")
     return 0
 

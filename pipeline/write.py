@@ -15,7 +15,6 @@ fixed settings and no timestamps, so 1 or N workers give the same bytes.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -23,33 +22,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from filters.document import Document
-from pipeline.common import COUNTS, KEPT, READ, CountingDoFn, write_atomic
+from manifests import storage
+from manifests.corpus import DEAD_LETTERS, MANIFEST, BalanceError, CorpusManifest, parquet_bytes, part_name
+from pipeline.common import COUNTS, KEPT, CountingDoFn
 
-MANIFEST = "manifest.json"
-DEAD_LETTERS = "dead_letters.jsonl"
 TMP = "_tmp"
-ROW_GROUP_ROWS = 8192
-
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("source", pa.string()),
-        ("text", pa.string()),
-        ("url", pa.string()),
-        ("title", pa.string()),
-        ("lang", pa.string()),
-        ("lang_score", pa.float64()),
-        ("perplexity", pa.float64()),
-        ("bucket", pa.string()),
-        ("meta", pa.string()),
-    ]
-)
-_COLUMNS_FROM_META = ("url", "title", "lang", "lang_score", "perplexity", "bucket")
 
 
 def num_parts(total_bytes: int, shard_bytes: int) -> int:
@@ -59,29 +38,6 @@ def num_parts(total_bytes: int, shard_bytes: int) -> int:
 
 def part_of(doc_id: str, parts: int) -> int:
     return int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little") % parts
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def parquet_bytes(docs: list[Document]) -> bytes:
-    """A Parquet file of documents sorted by id, written with fixed settings (same rows → same bytes)."""
-    docs = sorted(docs, key=lambda d: d.id)
-    cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-    for d in docs:
-        cols["id"].append(d.id)
-        cols["source"].append(d.source)
-        cols["text"].append(d.text)
-        for key in _COLUMNS_FROM_META:
-            value = d.meta.get(key)
-            cols[key].append(_float(value) if key in ("lang_score", "perplexity") else value)
-        rest = {k: v for k, v in d.meta.items() if k not in _COLUMNS_FROM_META}
-        cols["meta"].append(json.dumps(rest, sort_keys=True, ensure_ascii=False, default=str))
-    table = pa.table(cols, schema=SCHEMA)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, row_group_size=ROW_GROUP_ROWS, compression="zstd", compression_level=3)
-    return buf.getvalue()
 
 
 class WritePartFn(CountingDoFn):
@@ -95,8 +51,8 @@ class WritePartFn(CountingDoFn):
         (index, parts), docs = item
         rows = list(docs)
         data = parquet_bytes(rows)
-        name = f"part-{index:05d}-of-{parts:05d}.parquet"
-        write_atomic(FileSystems.join(self.tmp_dir, name), data)
+        name = part_name(index, parts)
+        storage.write_atomic(storage.join(self.tmp_dir, name), data)
         self.count(KEPT, len(rows))
         yield {
             "file": name,
@@ -126,40 +82,20 @@ class FinalizeFn(beam.DoFn):
         self.header = header
 
     def process(self, _: Any, parts: list[dict], counts: dict[str, int], dead: list[dict]) -> Iterator[str]:
-        tmp_dir = FileSystems.join(self.out_dir, TMP)
-        parts = sorted(parts, key=lambda p: p["file"])
-        for p in parts:
-            FileSystems.rename(
-                [FileSystems.join(tmp_dir, p["file"])], [FileSystems.join(self.out_dir, p["file"])]
-            )
         dead_sorted = sorted(dead, key=_position_key)
-        lines = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in dead_sorted)
-        write_atomic(FileSystems.join(self.out_dir, DEAD_LETTERS), lines.encode("utf-8"))
-        read = counts.get(READ, 0)
-        kept = counts.get(KEPT, 0)
-        drops = {k.removeprefix("dropped."): v for k, v in sorted(counts.items()) if k.startswith("dropped.")}
-        if read != kept + sum(drops.values()):
-            raise RuntimeError(
-                f"accounting does not balance for source {self.source!r}: read={read} kept={kept} "
-                f"dropped={drops} (sum {sum(drops.values())}); refusing to write {MANIFEST}"
+        try:
+            manifest = CorpusManifest.from_counts(
+                {"source": self.source, **self.header}, counts, parts, len(dead_sorted)
             )
-        manifest = {
-            "source": self.source,
-            **self.header,
-            "read": read,
-            "kept": kept,
-            "dropped": drops,
-            "repaired": {
-                k.removeprefix("repaired."): v for k, v in sorted(counts.items()) if k.startswith("repaired.")
-            },
-            "stats": {k.removeprefix("stat."): v for k, v in sorted(counts.items()) if k.startswith("stat.")},
-            "dead_letters": {"file": DEAD_LETTERS, "count": len(dead_sorted)},
-            "parts": parts,
-        }
-        if FileSystems.exists(tmp_dir):
-            FileSystems.delete([tmp_dir])
-        data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        write_atomic(FileSystems.join(self.out_dir, MANIFEST), data.encode("utf-8"))
+        except BalanceError as exc:
+            raise RuntimeError(f"{exc}; refusing to write {MANIFEST}") from None
+        tmp_dir = storage.join(self.out_dir, TMP)
+        for p in manifest.parts:
+            storage.rename(storage.join(tmp_dir, p.file), storage.join(self.out_dir, p.file))
+        lines = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in dead_sorted)
+        storage.write_text_atomic(storage.join(self.out_dir, DEAD_LETTERS), lines)
+        storage.delete(tmp_dir)
+        manifest.write(self.out_dir)
         yield self.source
 
 
@@ -192,7 +128,7 @@ class WriteSource(beam.PTransform):
             )
             | "GroupPart" >> beam.GroupByKey()
             | "WritePart"
-            >> beam.ParDo(WritePartFn(self.source, FileSystems.join(self.out_dir, TMP))).with_outputs(
+            >> beam.ParDo(WritePartFn(self.source, storage.join(self.out_dir, TMP))).with_outputs(
                 COUNTS, main="parts"
             )
         )
@@ -212,16 +148,9 @@ class WriteSource(beam.PTransform):
         )
 
 
-def is_complete(out_dir: str) -> bool:
-    return FileSystems.exists(FileSystems.join(out_dir, MANIFEST))
-
-
 def clear_output(out_dir: str) -> None:
     """Remove a source's folder, manifest first (so it is never 'complete' while half deleted)."""
-    manifest = FileSystems.join(out_dir, MANIFEST)
-    if FileSystems.exists(manifest):
-        FileSystems.delete([manifest])
-    if FileSystems.exists(out_dir):
-        FileSystems.delete([out_dir])
-    if "://" not in out_dir:
+    storage.delete(storage.join(out_dir, MANIFEST))
+    storage.delete(out_dir)
+    if not storage.is_url(out_dir):
         os.makedirs(out_dir, exist_ok=True)

@@ -12,8 +12,8 @@ import pytest
 from build_corpus import cc_pages, wiki_pages_mixed, wiki_xml
 
 from filters.perplexity import PerplexityScorer, kenlm_tool
+from manifests.storage import sha256_of
 from pipeline.build import main as build_main
-from pipeline.common import sha256_of
 from pipeline.lm import main as lm_main
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

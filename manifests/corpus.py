@@ -1,0 +1,239 @@
+"""The corpus on disk: `corpus/<source>/part-*.parquet`, `dead_letters.jsonl` and `manifest.json`.
+
+One owner for the format, so that the build job writes it and the tokenizer, shards and report stages
+read it with pyarrow alone. A source folder is complete when its `manifest.json` exists: the build
+writes it last, after every part is in place and the balance `read = kept + Σ dropped` holds.
+
+Rows: the columns of `SCHEMA`; a document's meta keys that have a column of their own (`url`, `title`,
+`lang`, …) live in that column, every other key in the `meta` JSON string. Parts are written with fixed
+settings (sorted by id, zstd level 3, fixed row groups, no timestamps), so the same documents give the
+same bytes whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from manifests import storage
+
+MANIFEST = "manifest.json"
+DEAD_LETTERS = "dead_letters.jsonl"
+ROW_GROUP_ROWS = 8192
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("text", pa.string()),
+        ("url", pa.string()),
+        ("title", pa.string()),
+        ("lang", pa.string()),
+        ("lang_score", pa.float64()),
+        ("perplexity", pa.float64()),
+        ("bucket", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+COLUMNS_FROM_META = ("url", "title", "lang", "lang_score", "perplexity", "bucket")
+_FLOAT_COLUMNS = ("lang_score", "perplexity")
+
+# Keys of the counts every stage emits; the manifest's sections are built from their prefixes.
+READ = "read"
+KEPT = "kept"
+_DROPPED, _REPAIRED, _STAT = "dropped.", "repaired.", "stat."
+
+
+def dropped(reason: str) -> str:
+    """The counts key for documents dropped for `reason`."""
+    return _DROPPED + reason
+
+
+def repaired(what: str) -> str:
+    return _REPAIRED + what
+
+
+def stat(name: str) -> str:
+    return _STAT + name
+
+
+class DocumentLike(Protocol):
+    id: str
+    source: str
+    text: str
+    meta: dict[str, Any]
+
+
+def part_name(index: int, parts: int) -> str:
+    return f"part-{index:05d}-of-{parts:05d}.parquet"
+
+
+def _column_value(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    return float(value) if key in _FLOAT_COLUMNS else str(value)
+
+
+def to_table(docs: Iterable[DocumentLike]) -> pa.Table:
+    """Documents as a table of `SCHEMA`, sorted by id."""
+    cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    for d in sorted(docs, key=lambda d: d.id):
+        cols["id"].append(d.id)
+        cols["source"].append(d.source)
+        cols["text"].append(d.text)
+        for key in COLUMNS_FROM_META:
+            cols[key].append(_column_value(key, d.meta.get(key)))
+        rest = {k: v for k, v in d.meta.items() if k not in COLUMNS_FROM_META}
+        cols["meta"].append(json.dumps(rest, sort_keys=True, ensure_ascii=False, default=str))
+    return pa.table(cols, schema=SCHEMA)
+
+
+def parquet_bytes(docs: Iterable[DocumentLike]) -> bytes:
+    """A Parquet part of documents sorted by id, written with fixed settings (same rows → same bytes)."""
+    buf = io.BytesIO()
+    pq.write_table(
+        to_table(docs), buf, row_group_size=ROW_GROUP_ROWS, compression="zstd", compression_level=3
+    )
+    return buf.getvalue()
+
+
+def row_meta(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's meta again as one dict: the `meta` JSON plus the non-null meta columns."""
+    meta = json.loads(row["meta"]) if row.get("meta") else {}
+    for key in COLUMNS_FROM_META:
+        if row.get(key) is not None:
+            meta[key] = row[key]
+    return meta
+
+
+class InputEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    bytes: int
+    read: int | None = None  # records the readers counted in this file (None: not measured per file)
+
+
+class PartEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    rows: int
+    bytes: int
+    sha256: str
+    text_bytes: int | None = None
+
+
+class DeadLetterEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = DEAD_LETTERS
+    count: int = 0
+
+
+class CorpusManifest(BaseModel):
+    """`corpus/<source>/manifest.json`: what was read, what was kept, why the rest was dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = 1
+    source: str
+    reader: str
+    weight: float
+    seed: int
+    inputs: list[InputEntry]
+    settings: dict[str, Any]  # the effective stage settings (recipe defaults + the manifest's own keys)
+    models: dict[str, str] = Field(default_factory=dict)  # sha256 of every model file the stages used
+    versions: dict[str, str] = Field(default_factory=dict)
+    read: int
+    kept: int
+    dropped: dict[str, int] = Field(default_factory=dict)
+    repaired: dict[str, int] = Field(default_factory=dict)
+    stats: dict[str, int] = Field(default_factory=dict)
+    dead_letters: DeadLetterEntry = Field(default_factory=DeadLetterEntry)
+    parts: list[PartEntry] = Field(default_factory=list)
+    paths: dict[str, str] = Field(default_factory=dict)  # which implementation ran where there is a choice
+
+    @classmethod
+    def from_counts(
+        cls, header: Mapping[str, Any], counts: Mapping[str, int], parts: list[dict], dead_letters: int
+    ) -> CorpusManifest:
+        """Build a manifest from summed counts; refuses one whose balance does not hold."""
+        read = int(counts.get(READ, 0))
+        kept = int(counts.get(KEPT, 0))
+
+        def section(prefix: str) -> dict[str, int]:
+            return {k.removeprefix(prefix): int(v) for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+        drops = section(_DROPPED)
+        if read != kept + sum(drops.values()):
+            raise BalanceError(
+                f"accounting does not balance for source {header.get('source')!r}: read={read} kept={kept} "
+                f"dropped={drops} (sum {sum(drops.values())})"
+            )
+        return cls(
+            **header,
+            read=read,
+            kept=kept,
+            dropped=drops,
+            repaired=section(_REPAIRED),
+            stats=section(_STAT),
+            dead_letters=DeadLetterEntry(count=dead_letters),
+            parts=sorted((PartEntry(**p) for p in parts), key=lambda p: p.file),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def write(self, folder: str) -> None:
+        storage.write_text_atomic(storage.join(folder, MANIFEST), self.to_json())
+
+    @classmethod
+    def read_from(cls, folder: str) -> CorpusManifest:
+        path = storage.join(folder, MANIFEST)
+        try:
+            return cls.model_validate_json(storage.read_bytes(path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no corpus manifest (is the source built?)") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a corpus manifest: {exc}") from None
+
+
+class BalanceError(RuntimeError):
+    """`read != kept + Σ dropped` for a source: documents were lost or counted twice."""
+
+
+def is_complete(folder: str) -> bool:
+    return storage.exists(storage.join(folder, MANIFEST))
+
+
+def manifest_sha256(folder: str) -> str:
+    return storage.sha256_of(storage.join(folder, MANIFEST))
+
+
+def part_paths(folder: str, manifest: CorpusManifest | None = None) -> list[str]:
+    """The source's Parquet parts in manifest order."""
+    manifest = manifest or CorpusManifest.read_from(folder)
+    return [storage.join(folder, p.file) for p in manifest.parts]
+
+
+def iter_batches(
+    folder: str, columns: list[str] | None = None, batch_rows: int = 1024
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of a complete source, part after part, rows in id order (streamed, bounded memory)."""
+    for path in part_paths(folder):
+        with storage.open_read(path) as f:
+            pf = pq.ParquetFile(f)
+            yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def iter_rows(folder: str, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a complete source as dicts (see `row_meta` to rebuild a document's meta)."""
+    for batch in iter_batches(folder, columns):
+        yield from batch.to_pylist()
