@@ -146,12 +146,13 @@ class LanguageIdentifier:
         return out
 
 
-def passes_threshold(
+def lang_drop_reason(
     lang: str, score: float, threshold: float = DEFAULT_THRESHOLD, languages: Sequence[str] | None = None
 ) -> str | None:
-    """None when a prediction is kept; otherwise the drop reason (`lang_score` or `lang`)."""
+    """The drop reason of a prediction (`lang_score` below the threshold, `lang` outside `languages`), or
+    None when the document is kept (cc_net `split_by_lang`)."""
     if score < threshold:
         return "lang_score"
-    if languages is not None and lang not in languages:
+    if languages and lang not in languages:
         return "lang"
     return None

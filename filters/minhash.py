@@ -3,10 +3,13 @@
 RedPajama v2 settings: 128 permutations over 13-word shingles of normalised text, LSH bands
 14×9 / 9×13 / 5×25 for Jaccard thresholds 0.7 / 0.8 / 0.9.
 
-The values are bit-for-bit those of ``datasketch.MinHash(num_perm, seed, scheme=...)`` fed with
-``update(shingle)`` for every shingle of :func:`shingles` (same SHA1-32 input hash, same permutation
-parameters, taken from datasketch itself), but a whole batch of documents is computed with one
-vectorised numpy pass instead of one Python call per shingle. Grouping the keys into clusters is the
+With `shingle_hash="datasketch"` the values are bit-for-bit those of
+``datasketch.MinHash(num_perm, seed, scheme=...)`` fed with ``update(shingle)`` for every shingle of
+:func:`shingles` (same SHA1-32 input hash, same permutation parameters, taken from datasketch itself),
+but a whole batch of documents is computed with one vectorised numpy pass instead of one Python call per
+shingle. `shingle_hash="vectorized"` (the build's default) hashes every distinct word once and combines
+the n-gram windows in numpy: the same LSH behaviour, about an order of magnitude fewer hash calls, other
+signature values. Grouping the keys into clusters is the
 pipeline's job; this module only computes signatures and keys.
 """
 
@@ -25,6 +28,7 @@ from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
 Scheme = Literal["affine32", "legacy"]
+ShingleHash = Literal["datasketch", "vectorized"]
 
 #: Every signature value fits in 32 bits (both schemes); an empty document keeps this value everywhere.
 EMPTY_VALUE = np.uint64((1 << 32) - 1)
@@ -107,6 +111,23 @@ def _sha1_32_spans(buf: bytes, starts: list[int], ends: list[int]) -> bytes:
     return b"".join([sha1(mv[s:e]).digest()[:4] for s, e in zip(starts, ends, strict=True)])
 
 
+_WORD_CACHE_MAX = 1 << 20
+_WINDOW_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: multiply-add keeps word order in the window
+
+
+def _word_hash(word: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(word, digest_size=8).digest(), "little")
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser (avalanche before taking the high 32 bits)."""
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
+
+
 def _fmix32(h: np.ndarray) -> np.ndarray:
     """MurmurHash3 32-bit finalizer, datasketch's one-shot pre-mix for the affine schemes."""
     h = h ^ (h >> np.uint32(16))
@@ -124,7 +145,18 @@ class MinHasher:
     returned as uint64 either way.
     """
 
-    def __init__(self, num_perm: int = 128, ngram: int = 13, seed: int = 1, scheme: Scheme = "affine32"):
+    def __init__(
+        self,
+        num_perm: int = 128,
+        ngram: int = 13,
+        seed: int = 1,
+        scheme: Scheme = "affine32",
+        shingle_hash: ShingleHash = "datasketch",
+    ):
+        if shingle_hash not in ("datasketch", "vectorized"):
+            raise ValueError(f"shingle_hash must be 'datasketch' or 'vectorized', got {shingle_hash!r}")
+        self.shingle_hash: ShingleHash = shingle_hash
+        self._word_hashes: dict[bytes, int] = {}
         if num_perm < 1:
             raise ValueError(f"num_perm must be >= 1, got {num_perm}")
         if scheme not in ("affine32", "legacy"):
@@ -166,6 +198,10 @@ class MinHasher:
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
             norm = _encode(text)
+            if self.shingle_hash == "vectorized":
+                digests.append(self._window_hashes(norm))
+                counts[i] = len(digests[-1]) // 4
+                continue
             starts, ends = _shingle_spans(norm, self.ngram)
             counts[i] = len(starts)
             digests.append(_sha1_32_spans(norm, starts, ends))
@@ -184,6 +220,32 @@ class MinHasher:
             seg_docs = docs[seg_starts]
             out[seg_docs] = np.minimum(out[seg_docs], mins)
         return out
+
+    def _window_hashes(self, norm: bytes) -> bytes:
+        """32-bit hashes of the word n-grams of a normalised text: every distinct word hashed once (BLAKE2b,
+        cached), the n words of each window combined in numpy (multiply-add, then a 64-bit finaliser).
+
+        Not datasketch's values: the same documents are near-duplicates with the same probability, but
+        signatures differ from the SHA1 scheme's. One hash call per distinct word instead of one SHA1 per
+        shingle.
+        """
+        if not norm:
+            return b""
+        cache = self._word_hashes
+        if len(cache) > _WORD_CACHE_MAX:
+            cache.clear()
+        words = norm.split(b" ")
+        hashes = np.fromiter(
+            (cache[w] if w in cache else cache.setdefault(w, _word_hash(w)) for w in words),
+            dtype=np.uint64,
+            count=len(words),
+        )
+        n_win = max(1, len(words) - self.ngram + 1)
+        width = min(self.ngram, len(words))
+        acc = np.zeros(n_win, dtype=np.uint64)
+        for i in range(width):
+            acc = acc * _WINDOW_MULTIPLIER + hashes[i : i + n_win]
+        return (_fmix64(acc) >> np.uint64(32)).astype("<u4").tobytes()
 
     def signature(self, text: str) -> np.ndarray:
         """One document's (num_perm,) signature."""
@@ -265,4 +327,39 @@ def band_keys_batch(signatures: np.ndarray, bands: int, rows: int) -> list[list[
             continue
         base = i * row_bytes
         out.append([flat[base + j * width : base + (j + 1) * width] for j in range(bands)])
+    return out
+
+
+_BAND_MULTIPLIERS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+
+
+def band_digests(signatures: np.ndarray, bands: int, rows: int) -> list[list[bytes]]:
+    """`band_keys_batch` compressed to 16 bytes a key: two independent 64-bit mixes of each band's values
+    and its index (collisions between different bands are ~2^-128, where the full key is 2 + 4·rows bytes).
+    Documents without shingles get no keys."""
+    sigs = np.asarray(signatures)
+    if sigs.ndim != 2:
+        raise ValueError(f"signatures must be 2-D (n, num_perm), got shape {sigs.shape}")
+    n, num_perm = sigs.shape
+    _check_bands(num_perm, bands, rows)
+    if n == 0:
+        return []
+    used = sigs[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
+    band_index = np.arange(1, bands + 1, dtype=np.uint64)[None, :]
+    halves = []
+    for mult in _BAND_MULTIPLIERS:
+        acc = np.broadcast_to(band_index, (n, bands)).copy()
+        for r in range(rows):
+            acc = acc * mult + used[:, :, r]
+        halves.append(_fmix64(acc))
+    digest = np.stack(halves, axis=2).astype("<u8")  # (n, bands, 2)
+    flat = digest.tobytes()
+    empty = np.all(sigs == EMPTY_VALUE, axis=1)
+    out: list[list[bytes]] = []
+    for i in range(n):
+        if empty[i]:
+            out.append([])
+            continue
+        base = i * bands * 16
+        out.append([flat[base + j * 16 : base + (j + 1) * 16] for j in range(bands)])
     return out

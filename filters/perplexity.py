@@ -9,6 +9,7 @@ perplexities (cc_net `PerplexityBucket(30, 60)`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from filters.normalize import normalize_for_lm
 
@@ -30,17 +30,13 @@ KENLM_BIN_ENV = "CORRAL_KENLM_BIN"
 BUCKETS = ("head", "middle", "tail")
 
 
-class PerplexitySettings(BaseModel):
-    """LM-training settings (CCNet defaults)."""
-
-    vocab_size: int = Field(
-        default=65536, gt=0, description="SentencePiece vocabulary (a soft cap for small inputs)"
-    )
-    order: int = Field(default=5, ge=2, description="KenLM n-gram order")
-    lmplz_memory: str = Field(default="20%", description="lmplz -S: memory for sorting")
-    sp_input_sentence_size: int = Field(
-        default=1_000_000, gt=0, description="lines sampled to train SentencePiece"
-    )
+def is_heldout(doc_id: str, fraction: float) -> bool:
+    """A stable pseudo-random split by id: the articles whose perplexities give the bucket cut-offs, kept
+    out of LM training (scoring the training text itself would put every unseen page above the cut-offs)."""
+    if fraction <= 0:
+        return False
+    h = int.from_bytes(hashlib.sha1(doc_id.encode("utf-8", errors="replace")).digest()[:8], "little")
+    return h < fraction * 2**64
 
 
 class LMTrainingError(RuntimeError):
@@ -94,7 +90,7 @@ def _write_normalised_lines(texts: Iterable[str], path: Path) -> int:
     return n
 
 
-def _train_sentencepiece(corpus: Path, prefix: Path, settings: PerplexitySettings) -> Path:
+def _train_sentencepiece(corpus: Path, prefix: Path, vocab_size: int, sentence_sample: int) -> Path:
     import sentencepiece as spm
 
     try:
@@ -102,9 +98,9 @@ def _train_sentencepiece(corpus: Path, prefix: Path, settings: PerplexitySetting
             input=str(corpus),
             model_prefix=str(prefix),
             model_type="unigram",
-            vocab_size=settings.vocab_size,
+            vocab_size=vocab_size,
             hard_vocab_limit=False,  # small inputs get as many pieces as they support, not an error
-            input_sentence_size=settings.sp_input_sentence_size,
+            input_sentence_size=sentence_sample,
             shuffle_input_sentence=True,
             character_coverage=0.9999,
             num_threads=os.cpu_count() or 1,
@@ -120,13 +116,13 @@ def _run(cmd: list[str], stdin_path: Path | None, what: str) -> subprocess.Compl
         return subprocess.run(cmd, stdin=stdin, capture_output=True, check=False)
 
 
-def _lmplz(pieces: Path, arpa: Path, settings: PerplexitySettings, tmp: Path) -> None:
+def _lmplz(pieces: Path, arpa: Path, order: int, sort_memory: str, tmp: Path) -> None:
     base = [
         kenlm_tool("lmplz"),
         "-o",
-        str(settings.order),
+        str(order),
         "-S",
-        settings.lmplz_memory,
+        sort_memory,
         "-T",
         str(tmp),
         "--arpa",
@@ -163,14 +159,18 @@ def train_lm(
     texts: Iterable[str],
     out_dir: str | os.PathLike[str],
     lang: str,
+    *,
     vocab_size: int = 65536,
-    settings: PerplexitySettings | None = None,
+    order: int = 5,
+    sort_memory: str = "20%",
+    sentence_sample: int = 1_000_000,
 ) -> LMFiles:
     """Train `{out_dir}/{lang}.sp.model` and `{out_dir}/{lang}.arpa.bin` from reference texts (CCNet's LM step).
 
-    The files appear atomically: everything is built in a temp dir inside `out_dir`, then renamed.
+    `vocab_size` is a soft cap (small inputs get what they support); `order` is the KenLM n-gram order,
+    `sort_memory` lmplz's `-S`, `sentence_sample` the lines SentencePiece samples. The files appear
+    atomically: everything is built in a temp dir inside `out_dir`, then renamed.
     """
-    settings = (settings or PerplexitySettings()).model_copy(update={"vocab_size": vocab_size})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".train-") as tmp_name:
@@ -179,7 +179,7 @@ def train_lm(
         n_lines = _write_normalised_lines(texts, corpus)
         if n_lines == 0:
             raise LMTrainingError(f"no text to train the {lang} LM on")
-        sp_path = _train_sentencepiece(corpus, tmp / f"{lang}.sp", settings)
+        sp_path = _train_sentencepiece(corpus, tmp / f"{lang}.sp", vocab_size, sentence_sample)
         import sentencepiece as spm
 
         sp = spm.SentencePieceProcessor(model_file=str(sp_path))
@@ -189,7 +189,7 @@ def train_lm(
                 dst.write(" ".join(sp.encode(line.rstrip("\n"), out_type=str)))
                 dst.write("\n")
         arpa = tmp / f"{lang}.arpa"
-        _lmplz(pieces, arpa, settings, tmp)
+        _lmplz(pieces, arpa, order, sort_memory, tmp)
         binary = tmp / f"{lang}.arpa.bin"
         result = _run([kenlm_tool("build_binary"), str(arpa), str(binary)], None, "build_binary")
         if result.returncode != 0:

@@ -25,13 +25,20 @@ Sentence counting: tfds uses NLTK's Punkt English model per kept line. NLTK is n
 sentence; ``.`` ends one unless the token before it is a known abbreviation (``Mr.``, ``e.g.``, ...), a
 single-letter initial, or contains an inner period (``U.S.``); a break needs whitespace after the mark
 (closing quotes/brackets may come between), so ``3.50`` and ``example.com`` do not split.
-tfds' bad-words filter (a separate, optional page filter) is not part of this module.
+After line dedup, tfds drops a page left with fewer than 3 sentences (`_remove_lines_from_text`):
+:func:`enough_sentences`. The bad-words filter (tfds `get_badwords_filter_fn`, run after LID and dedup) drops
+a page containing a word of its language's list (the LDNOOBW lists C4 used): the words are regex-escaped
+and joined; for `ja`, `th` and `zh` a match anywhere counts, for other languages only a match flanked by
+non-word characters (`(?:\\W|^)(…)(?:\\W|$)`), searched in the lower-cased page. No list is bundled (none
+is published on PyPI with a licence): a manifest names a word-list file per language.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MIN_WORDS_PER_LINE = 5
 MIN_NUM_SENTENCES = 3
@@ -55,6 +62,8 @@ REASON_LOREM_IPSUM = "c4_lorem_ipsum"
 REASON_CURLY_BRACKET = "c4_curly_bracket"
 REASON_EMPTY = "c4_empty_after_line_filter"
 REASON_TOO_FEW_SENTENCES = "c4_too_few_sentences"
+REASON_TOO_FEW_SENTENCES_AFTER_DEDUP = "c4_too_few_sentences_after_dedup"
+REASON_BADWORDS = "c4_badwords"
 
 # Line-level removal reasons (keys of C4Result.lines_removed).
 LINE_TOO_LONG_WORD = "c4_line_too_long_word"
@@ -166,3 +175,49 @@ def c4_filter(text: str) -> tuple[str | None, str | None]:
     """`(cleaned_text, None)` when the document is kept, `(None, reason)` when it is dropped."""
     result = c4_clean(text)
     return result.text, result.reason
+
+
+def enough_sentences(text: str, min_num_sentences: int = MIN_NUM_SENTENCES) -> bool:
+    """tfds' re-check after line dedup: does the page still hold `min_num_sentences` sentences?"""
+    return sum(count_sentences(line) for line in text.split("\n")) >= min_num_sentences
+
+
+_NO_WORD_BOUNDARY_LANGS = ("ja", "th", "zh")
+
+
+def load_word_list(path: str | Path) -> list[str]:
+    """One word or phrase per line (blank lines ignored); an empty list is an error, never a filter."""
+    try:
+        words = [w.strip() for w in Path(path).read_text(encoding="utf-8").splitlines()]
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the bad-words list: {exc.strerror}") from None
+    words = [w for w in words if w]
+    if not words:
+        raise ValueError(f"{path}: the bad-words list is empty")
+    return words
+
+
+class BadWordsFilter:
+    """tfds `get_badwords_filter_fn` with `filter_fraction=1.0`: `reason(text, lang)` is the drop reason
+    for a page of language `lang` containing a listed word, None otherwise (and for unlisted languages)."""
+
+    def __init__(self, lists: Mapping[str, Iterable[str]]) -> None:
+        self._patterns: dict[str, re.Pattern[str]] = {}
+        for lang, words in lists.items():
+            escaped = [re.escape(w) for w in words]
+            if not escaped:
+                raise ValueError(f"bad-words list for {lang!r} is empty")
+            alternation = "|".join(escaped)
+            self._patterns[lang] = re.compile(
+                alternation if lang in _NO_WORD_BOUNDARY_LANGS else rf"(?:\W|^)({alternation})(?:\W|$)"
+            )
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, str | Path]) -> BadWordsFilter:
+        return cls({lang: load_word_list(path) for lang, path in files.items()})
+
+    def reason(self, text: str, lang: str | None) -> str | None:
+        pattern = self._patterns.get((lang or "").split("-")[0])
+        if pattern is not None and pattern.search(text.lower()):
+            return REASON_BADWORDS
+        return None

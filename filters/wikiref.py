@@ -28,8 +28,13 @@ def url_key(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
+def positives_kind(cited_matches: int, min_docs: int) -> str:
+    """Which positives the classifier trains on: CC pages Wikipedia cites when at least `min_docs` of them
+    were found (LLaMA §2.1), else Wikipedia article text (GPT-3's proxy for reference quality)."""
+    return "cited_cc_pages" if cited_matches >= min_docs else "wikipedia_text"
+
+
 class WikiRefSettings(BaseModel):
-    threshold: float = Field(default=0.25, ge=0.0, le=1.0, description="keep pages with P(wiki) >= threshold")
     epoch: int = Field(default=10, gt=0)
     lr: float = Field(default=0.5, gt=0, description="halved and retried if SGD diverges (NaN)")
     word_ngrams: int = Field(default=2, ge=1)

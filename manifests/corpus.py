@@ -169,7 +169,9 @@ class CorpusManifest(BaseModel):
         kept = int(counts.get(KEPT, 0))
 
         def section(prefix: str) -> dict[str, int]:
-            return {k.removeprefix(prefix): int(v) for k, v in sorted(counts.items()) if k.startswith(prefix)}
+            return {
+                k.removeprefix(prefix): int(v) for k, v in sorted(counts.items()) if k.startswith(prefix) and v
+            }
 
         drops = section(_DROPPED)
         if read != kept + sum(drops.values()):

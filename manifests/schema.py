@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 READER_NAMES = ("wet", "warc", "c4_json", "github", "wikipedia_xml", "gutenberg", "arxiv", "stackexchange")
 Bucket = Literal["head", "middle", "tail"]
@@ -32,24 +32,58 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LineDedup = Literal["ccnet", "tfds", "off"]
+
+
 class CCNetSettings(_Strict):
-    """CCNet chain for web text (SPEC §3); off unless a source asks for it (CommonCrawl, C4)."""
+    """The CCNet chain (cc_net `mine.py`): length → line dedup → language ID → perplexity buckets → wiki-ref.
+
+    The defaults here are "off"; each reader's recipe (`RECIPES`) turns on what the LLaMA paper applied
+    to that source, and a manifest's own keys win over the recipe.
+    """
 
     enabled: bool = False
-    min_length: int = Field(300, ge=0)
-    line_dedup: bool = True
-    # cc_net deduplicates within groups of 50 shards; corral counts across the whole source.
-    dedup_scope: Literal["source"] = "source"
+    min_length: int = Field(300, ge=0)  # cc_net drops documents shorter than this on read
+    # "ccnet": a line in ≥ 2 documents is removed everywhere (cc_net dedup.py); "tfds": one copy is kept
+    # and the page re-checked for 3 sentences (tfds c4_utils.remove_duplicate_text); "off".
+    line_dedup: LineDedup = "ccnet"
+    # The documents whose lines are counted together: "source" (all of it) or a number of input files per
+    # group (cc_net counts within groups of 50 shards of ~1.6k WET files each).
+    dedup_scope: Literal["source"] | int = "source"
+    langid: bool = True
     languages: list[str] = Field(default_factory=list)  # empty: every language is kept
-    lang_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    lang_threshold: float = Field(0.5, ge=0.0, le=1.0)  # cc_net: 0.5 (datatrove 0.65, NeMo 0.3)
     langid_model: str | None = None  # None: the bundled lid.176 model
-    perplexity: bool = True
+    perplexity: bool = False
     keep_buckets: list[Bucket] = Field(default_factory=lambda: ["head", "middle", "tail"])
     missing_lm: Literal["keep", "drop"] = "keep"  # a language without a trained LM
     wikiref: bool = False
     wikiref_threshold: float = Field(0.25, ge=0.0, le=1.0)  # RedPajama keeps wiki_prob >= 0.25
     batch_size: int = Field(256, ge=1)  # documents per batch through the chain (and per model call)
     dedup_shards: int = Field(256, ge=1)  # line-hash shards of the global count (raise for huge sources)
+    # Line dedup broadcasts the duplicated hashes to every worker while they number at most this many
+    # (8 bytes each); above it, verdicts come back per input file from the hash shards.
+    broadcast_max_hashes: int = Field(20_000_000, ge=0)
+
+    @field_validator("line_dedup", mode="before")
+    @classmethod
+    def _bool_line_dedup(cls, value: Any) -> Any:
+        return ("ccnet" if value else "off") if isinstance(value, bool) else value
+
+    @field_validator("dedup_scope")
+    @classmethod
+    def _positive_scope(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f'dedup_scope must be "source" or a number of input files >= 1, got {value}')
+        return value
+
+
+class C4Settings(_Strict):
+    """The C4 page rules (tfds `c4_utils.clean_page`, `is_valid_length`) and the bad-words filter."""
+
+    rules: bool = False
+    # language → word-list file (one word per line; the LDNOOBW lists C4 used). Empty: no bad-words filter.
+    badwords: dict[str, str] = Field(default_factory=dict)
 
 
 class MinHashSettings(_Strict):
@@ -60,18 +94,87 @@ class MinHashSettings(_Strict):
     num_perm: int = Field(128, ge=8)
     ngram: int = Field(13, ge=1)
     seed: int = 1
+    # "vectorized": each distinct word hashed once, n-gram windows combined in numpy (fast); "datasketch":
+    # SHA1 of every shingle, bit-identical to datasketch.MinHash.update (the reference).
+    shingle_hash: Literal["vectorized", "datasketch"] = "vectorized"
+
+
+# The LLaMA paper's recipe per reader (arXiv:2302.13971 §2.1); a manifest's own keys win over these.
+RECIPES: dict[str, dict[str, Any]] = {
+    "wet": {
+        "ccnet": {
+            "enabled": True,
+            "languages": ["en"],
+            "perplexity": True,
+            "keep_buckets": ["head", "middle"],
+            "missing_lm": "drop",
+            "wikiref": True,
+        },
+        "minhash": {"enabled": True, "threshold": 0.8},
+    },
+    "c4_json": {
+        "ccnet": {"enabled": True, "min_length": 0, "languages": ["en"]},
+        "c4": {"rules": True},
+    },
+    "github": {"exact_dedup": True},
+    "gutenberg": {"minhash": {"enabled": True, "threshold": 0.9}},
+}
+RECIPES["warc"] = RECIPES["wet"]
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
 
 
 class SourceConfig(_Strict):
-    """One `[sources.NAME]` table."""
+    """One `[sources.NAME]` table, with its reader's recipe filled in (`RECIPES`)."""
 
     reader: str
     inputs: list[str] = Field(min_length=1)
     weight: float
     ccnet: CCNetSettings = Field(default_factory=CCNetSettings)
+    c4: C4Settings = Field(default_factory=C4Settings)
     minhash: MinHashSettings = Field(default_factory=MinHashSettings)
     exact_dedup: bool = False  # drop documents whose whole text repeats (the smallest id is kept)
-    shard_bytes: int = Field(256 * 1024 * 1024, ge=1)  # target Parquet part size (text bytes)
+    shard_bytes: int = Field(256 * 1024 * 1024, ge=1)  # input bytes per output part (parts follow inputs)
+    explicit: dict[str, Any] = Field(default_factory=dict, exclude=True)  # the keys the manifest itself set
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "explicit" in data:
+            return data
+        recipe = RECIPES.get(data.get("reader", ""), {})
+        return {**_merge(recipe, data), "explicit": data}
+
+    @model_validator(mode="after")
+    def _stages_agree(self) -> SourceConfig:
+        """Refuse explicit settings that switch off a stage another stage needs."""
+        cc, set_cc = self.ccnet, self.explicit.get("ccnet", {})
+        if not cc.enabled:
+            for key in ("perplexity", "wikiref", "languages", "keep_buckets"):
+                if set_cc.get(key):
+                    raise _StageError(f"ccnet.{key}", "needs the CCNet chain, which is off (ccnet.enabled)")
+            return self
+        for key in ("perplexity", "wikiref"):
+            if getattr(cc, key) and not cc.langid:
+                raise _StageError(
+                    f"ccnet.{key}", "needs language ID (the models are per language); ccnet.langid is off"
+                )
+        if (
+            "keep_buckets" in set_cc
+            and not cc.perplexity
+            and set(cc.keep_buckets) != {"head", "middle", "tail"}
+        ):
+            raise _StageError("ccnet.keep_buckets", "selects perplexity buckets, but ccnet.perplexity is off")
+        if self.c4.badwords and not cc.langid:
+            raise _StageError("c4.badwords", "the lists are per language; ccnet.langid is off")
+        return self
 
     @field_validator("reader")
     @classmethod
@@ -95,6 +198,20 @@ class SourceConfig(_Strict):
                 raise ValueError(f"inputs[{i}] is an empty path")
         return value
 
+    def effective(self) -> dict[str, Any]:
+        """Every stage setting in effect (recipe defaults + the manifest's own keys), as `manifest.json`
+        records them."""
+        return self.model_dump(mode="json", exclude={"inputs", "weight"})
+
+
+class _StageError(ValueError):
+    """Raised inside validation; `key` is relative to the table being validated unless `absolute`."""
+
+    def __init__(self, key: str, message: str, absolute: bool = False) -> None:
+        self.key = key
+        self.absolute = absolute
+        super().__init__(message)
+
 
 class LMSettings(_Strict):
     """`corral lm`: per-language SentencePiece + KenLM and p30/p60 cut-offs from the Wikipedia source."""
@@ -102,9 +219,11 @@ class LMSettings(_Strict):
     source: str = "wikipedia"
     output: str = "lm"  # relative to the manifest file, like every path
     languages: list[str] = Field(default_factory=list)  # empty: every language with enough text
-    vocab_size: int = Field(65536, ge=16)
+    vocab_size: int = Field(65536, ge=16)  # SentencePiece unigram (cc_net); a soft cap for small inputs
     min_docs: int = Field(20, ge=1)
-    order: int = Field(5, ge=2)
+    order: int = Field(5, ge=2)  # KenLM n-gram order (cc_net: 5)
+    sort_memory: str = "20%"  # lmplz -S
+    sentence_sample: int = Field(1_000_000, ge=1)  # lines SentencePiece samples to train on
     # Articles held out of LM training (by id hash) to compute the p30/p60 cut-offs on: scoring the
     # training text itself would put every unseen page above the cut-offs. 0 = score the training text.
     cutoff_holdout: float = Field(0.2, ge=0.0, lt=1.0)
@@ -122,13 +241,21 @@ class TokenizerSettings(_Strict):
     seed: int | None = None  # default: the manifest's seed
 
 
+# Epochs above which `corral shards` refuses a source outright. Muennighoff et al. 2023 ("Scaling
+# Data-Constrained Language Models", arXiv:2305.16264) find repeated tokens worth little beyond ~16 epochs
+# (hence the `max_epochs` warning) and nothing measurable far beyond; a hundred repeats is a mistake in
+# `total_tokens` or a weight more often than a plan.
+HARD_MAX_EPOCHS = 100.0
+
+
 class ShardsSettings(_Strict):
     """`corral shards`: tokenized Arrow shards of the mixture, by token weight × epochs (LLaMA Table 1)."""
 
     output: str | None = None  # default: `shards/` beside the corpus folder
-    total_tokens: int | None = None  # training tokens of the mixture; required by `corral shards`
+    tokenizer: str | None = None  # folder with card.json + tokenizer.model; default: `[tokenizer] output`
+    total_tokens: int | None = Field(None, gt=0)  # tokens of the training stream; required by `corral shards`
     validation_fraction: float = Field(0.005, ge=0.0, lt=1.0)  # of each source's documents, by id hash
-    max_epochs: float = Field(16.0, gt=0.0)  # a source repeated more often is warned about
+    max_epochs: float = Field(16.0, gt=0.0, le=HARD_MAX_EPOCHS)  # more repeats of a source: a warning
     shard_tokens: int = Field(1 << 27, ge=1)  # target tokens per shard file
     seed: int | None = None  # default: the manifest's seed
 
@@ -143,6 +270,31 @@ class Manifest(_Strict):
     shards: ShardsSettings = Field(default_factory=ShardsSettings)
     sources: dict[str, SourceConfig] = Field(min_length=1)
     path: str = ""
+
+    @model_validator(mode="after")
+    def _models_have_a_source(self) -> Manifest:
+        """Perplexity and wiki-ref need the models `corral lm` trains from the manifest's own sources."""
+        for name, cfg in self.sources.items():
+            cc = cfg.ccnet
+            if not cc.enabled:
+                continue
+            for stage in ("perplexity", "wikiref"):
+                if getattr(cc, stage) and self.lm.source not in self.sources:
+                    raise _StageError(
+                        f"sources.{name}.ccnet.{stage}",
+                        f"needs the LM models `corral lm` trains from the Wikipedia source `lm.source = "
+                        f"{self.lm.source!r}`, which this manifest does not have: add that source, or set "
+                        f"`{stage} = false`",
+                        absolute=True,
+                    )
+            if cc.wikiref and (not self.lm.wikiref_source or self.lm.wikiref_source not in self.sources):
+                raise _StageError(
+                    "lm.wikiref_source",
+                    f"sources.{name}.ccnet.wikiref needs negatives from a Common Crawl source; "
+                    f"{self.lm.wikiref_source!r} is not one of the manifest's sources",
+                    absolute=True,
+                )
+        return self
 
     def resolve(self, value: str) -> str:
         """A manifest path made absolute against the manifest's folder (URLs such as gs:// untouched)."""
@@ -189,10 +341,14 @@ def parse_manifest(data: dict[str, Any], file: str) -> Manifest:
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = err["msg"].removeprefix("Value error, ")
+        key = _key(err["loc"])
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        stage = (err.get("ctx") or {}).get("error")
+        if isinstance(stage, _StageError):
+            key = stage.key if stage.absolute or key == "<top level>" else f"{key}.{stage.key}"
         more = f" (and {exc.error_count() - 1} more errors)" if exc.error_count() > 1 else ""
-        raise ManifestError(file, _key(err["loc"]), msg + more) from None
+        raise ManifestError(file, key, msg + more) from None
 
 
 def load_manifest(path: str | Path) -> Manifest:

@@ -24,7 +24,7 @@ BLOCK = 1 << 20
 
 
 class Backend(Protocol):
-    """What a non-local filesystem must provide (Beam's `FileSystems` fits, see `pipeline/common.py`)."""
+    """What a non-local filesystem must provide (Beam's `FileSystems` fits, see `pipeline/filesystems.py`)."""
 
     def open_read(self, path: str) -> BinaryIO: ...
 

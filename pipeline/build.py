@@ -1,10 +1,13 @@
 """`corral build` / `python -m pipeline.build`: the manifest's sources → filtered, deduplicated Parquet.
 
-Per source: read (one composite transform per reader, files spread over workers) → recipe → optional
-whole-text exact dedup → for web sources the CCNet chain (length, global line dedup, LID, perplexity
-buckets, wiki-ref) → optional MinHash near-dedup → Parquet parts + dead letters + `manifest.json`.
-Everything is checked before any work starts (manifest keys, globs that match nothing, missing LM
-models); a source whose `manifest.json` exists is skipped unless `--force`.
+Per source, three passes over its input files (`pipeline.passes`), cc_net's two passes plus a write:
+read + recipe → [hashes and digests counted across the source] → read again with the verdicts: whole-text
+exact dedup, line dedup, language ID, perplexity buckets, wiki-ref, bad words, MinHash band keys →
+[near-duplicate clusters] → Parquet parts that follow the input files, dead letters, `manifest.json`
+written last once every file's counts balance (`pipeline.write`). Documents never cross a shuffle.
+Everything that can be refused is refused before any work starts (manifest keys, globs that match nothing,
+missing LM models, unreadable word lists); a source whose `manifest.json` exists is skipped unless
+`--force`; `--explain` prints each source's effective settings (recipe defaults + the manifest's keys).
 """
 
 from __future__ import annotations
@@ -17,17 +20,29 @@ from typing import Any
 
 import apache_beam as beam
 
+from filters.ccnet import dedup_rule
+from filters.dedup import DuplicatedLines
 from filters.sources.registry import get_reader
 from manifests import storage
 from manifests.corpus import MANIFEST, CorpusManifest, is_complete
 from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
-from pipeline.ccnet import CCNet
-from pipeline.common import COUNTS, DEAD
-from pipeline.dedup import ExactDedup, NearDedup
+from pipeline.dedup import ExactDuplicates, NearDuplicates
+from pipeline.linededup import BROADCAST, PER_FILE, LineVerdicts
 from pipeline.options import make_runner, parse_args, pipeline_options
-from pipeline.read import InputFile, ReadSource, match_inputs
-from pipeline.write import WriteSource, clear_output
+from pipeline.passes import (
+    ADMITTED,
+    BANDS,
+    COUNTS,
+    DIGESTS,
+    LINES,
+    SPILLED,
+    HashFileFn,
+    MineFileFn,
+    WritePartFn,
+)
+from pipeline.read import InputFile, match_inputs, parse_node
+from pipeline.write import TMP, FinalizeFn, clear_staging
 
 log = logging.getLogger("corral.build")
 
@@ -103,6 +118,46 @@ def check_models(manifest: Manifest, source: str) -> None:
         )
 
 
+def model_paths(manifest: Manifest, source: str) -> dict[str, Any]:
+    """Where the source's chain finds its models (paths may be gs://; workers copy them locally)."""
+    cfg = manifest.sources[source]
+    cc = cfg.ccnet
+    out: dict[str, Any] = {}
+    if not cc.enabled:
+        return out
+    if cc.langid:
+        from filters.langid import default_model_path
+
+        out["langid"] = manifest.resolve(cc.langid_model) if cc.langid_model else str(default_model_path())
+    if cc.perplexity or cc.wikiref:
+        lm_dir = manifest.lm_dir()
+        index = LMIndex.read_from(lm_dir)
+        out["lms"] = {
+            lang: {
+                "sp_model": storage.join(lm_dir, e.sp_model),
+                "kenlm_model": storage.join(lm_dir, e.kenlm_model),
+                "p30": e.p30,
+                "p60": e.p60,
+            }
+            for lang, e in index.languages.items()
+        }
+        if cc.wikiref and index.wikiref is not None:
+            out["wikiref"] = storage.join(lm_dir, index.wikiref.model)
+    if cfg.c4.badwords:
+        out["badwords"] = {lang: manifest.resolve(p) for lang, p in cfg.c4.badwords.items()}
+    return out
+
+
+def check_word_lists(manifest: Manifest, source: str) -> None:
+    from filters.quality import load_word_list
+
+    for lang, path in manifest.sources[source].c4.badwords.items():
+        try:
+            load_word_list(manifest.resolve(path))
+        except ValueError as exc:
+            raise ManifestError(manifest.path, f"sources.{source}.c4.badwords.{lang}", str(exc)) from None
+
+
 def source_header(manifest: Manifest, source: str, files: list[InputFile]) -> dict[str, Any]:
     cfg = manifest.sources[source]
     return {
@@ -110,7 +165,7 @@ def source_header(manifest: Manifest, source: str, files: list[InputFile]) -> di
         "weight": cfg.weight,
         "seed": manifest.seed,
         "inputs": [{"path": f.path, "bytes": f.size} for f in files],
-        "settings": cfg.model_dump(mode="json"),
+        "settings": cfg.effective(),
         "models": model_checksums(manifest, source),
         "versions": tool_versions(),
     }
@@ -119,27 +174,104 @@ def source_header(manifest: Manifest, source: str, files: list[InputFile]) -> di
 def add_source(
     p: beam.Pipeline, manifest: Manifest, source: str, files: list[InputFile], out_dir: str
 ) -> None:
-    """Apply one source's transforms to the pipeline."""
+    """Apply one source's three passes (see `pipeline.passes`) and its commit to the pipeline."""
     cfg = manifest.sources[source]
-    read = p | f"Read[{source}]" >> ReadSource(source, cfg.reader, files)
-    docs, counts = read.docs, [read[COUNTS]]
-    if cfg.exact_dedup:
-        exact = docs | f"ExactDedup[{source}]" >> ExactDedup(source)
-        docs = exact.docs
-        counts.append(exact[COUNTS])
-    if cfg.ccnet.enabled:
-        lm_dir = manifest.lm_dir() if (cfg.ccnet.perplexity or cfg.ccnet.wikiref) else None
-        docs, more = docs | f"CCNet[{source}]" >> CCNet(source, cfg.ccnet, lm_dir)
-        counts.extend(more)
-    if cfg.minhash.enabled:
-        near = docs | f"NearDedup[{source}]" >> NearDedup(source, cfg.minhash)
-        docs = near.docs
-        counts.append(near[COUNTS])
-    header = source_header(manifest, source, files)
-    all_counts = counts | f"Counts[{source}]" >> beam.Flatten()
-    _ = {"docs": docs, "counts": all_counts, "dead": read[DEAD]} | f"Write[{source}]" >> WriteSource(
-        source, out_dir, cfg.shard_bytes, header
+    tmp_dir = storage.join(out_dir, TMP)
+    rule = dedup_rule(cfg)
+    n = f"[{source}]"
+    inputs = p | f"Files{n}" >> beam.Create(files) | f"Spread{n}" >> beam.Reshuffle()
+    by_index = inputs | f"ByIndex{n}" >> beam.Map(lambda f: (f.index, f))
+    mine_inputs: dict[str, beam.PCollection] = {"file": by_index}
+    broadcast: beam.PCollection | None = None
+    path_counts = []
+    if rule is not None or cfg.exact_dedup:
+        hashed = inputs | f"HashPass{n}" >> beam.ParDo(HashFileFn(cfg)).with_outputs(LINES, DIGESTS, ADMITTED)
+        mine_inputs["admitted"] = hashed[ADMITTED]
+        if rule is not None:
+            cc = cfg.ccnet
+            verdicts = hashed[LINES] | f"LineDedup{n}" >> LineVerdicts(
+                source, cc.dedup_shards, cc.broadcast_max_hashes
+            )
+            broadcast = verdicts[BROADCAST]
+            mine_inputs["lines"] = verdicts[PER_FILE]
+            path_counts.append(verdicts["paths"])
+        if cfg.exact_dedup:
+            mine_inputs["exact"] = (
+                hashed[DIGESTS]
+                | f"ExactDuplicates{n}" >> ExactDuplicates()
+                | f"ExactToFile{n}" >> beam.Map(lambda node: (parse_node(node)[1], parse_node(node)[0]))
+            )
+    if broadcast is None:
+        broadcast = p | f"NoBroadcast{n}" >> beam.Create([]).with_output_types(DuplicatedLines)
+    mined = (
+        mine_inputs
+        | f"JoinFile{n}" >> beam.CoGroupByKey()
+        | f"MinePass{n}"
+        >> beam.ParDo(
+            MineFileFn(source, cfg, tmp_dir, model_paths(manifest, source)),
+            broadcast=beam.pvalue.AsList(broadcast),
+        ).with_outputs(BANDS, COUNTS, SPILLED)
     )
+    part_of = {f.index: f.part for f in files}
+    part_inputs: dict[str, beam.PCollection] = {"spills": mined[SPILLED]}
+    if cfg.minhash.enabled:
+        part_inputs["drops"] = (
+            mined[BANDS]
+            | f"NearDuplicates{n}" >> NearDuplicates()
+            | f"DropToPart{n}" >> beam.Map(lambda node: (part_of[parse_node(node)[1]], node))
+        )
+    part_files: dict[int, list[int]] = {}
+    for f in files:
+        part_files.setdefault(f.part, []).append(f.index)
+    written = (
+        part_inputs
+        | f"JoinPart{n}" >> beam.CoGroupByKey()
+        | f"WritePass{n}"
+        >> beam.ParDo(WritePartFn(source, tmp_dir, part_files, max(part_files) + 1)).with_outputs(
+            COUNTS, main="parts"
+        )
+    )
+    counts = (mined[COUNTS], written[COUNTS]) | f"AllCounts{n}" >> beam.Flatten()
+    paths = path_counts[0] if path_counts else p | f"NoPaths{n}" >> beam.Create([])
+    header = source_header(manifest, source, files)
+    _ = (
+        p
+        | f"Once{n}" >> beam.Create([None])
+        | f"Finalize{n}"
+        >> beam.ParDo(
+            FinalizeFn(source, out_dir, header, files),
+            parts=beam.pvalue.AsList(written.parts),
+            counts=beam.pvalue.AsList(counts),
+            paths=beam.pvalue.AsList(paths),
+        )
+    )
+
+
+def explain(manifest: Manifest, names: list[str]) -> str:
+    """The effective settings of each source as TOML: every key, marked where the manifest set it (the
+    rest is the reader's recipe, `manifests.schema.RECIPES`, or the stage default)."""
+    lines = [f"# {manifest.path}: effective settings (\"# set\" = written in the manifest)"]
+    for name in names:
+        cfg = manifest.sources[name]
+        explicit = cfg.explicit
+        settings = cfg.effective()
+        flat = {k: v for k, v in settings.items() if not isinstance(v, dict)}
+        lines += ["", f"[sources.{name}]"]
+        lines += [_toml_line(k, v, k in explicit) for k, v in flat.items()]
+        for table, values in settings.items():
+            if isinstance(values, dict):
+                lines += ["", f"[sources.{name}.{table}]"]
+                set_here = explicit.get(table, {})
+                lines += [_toml_line(k, v, k in set_here) for k, v in values.items()]
+    return "\n".join(lines)
+
+
+def _toml_line(key: str, value: Any, explicit: bool) -> str:
+    import json
+
+    if value is None:
+        return f"# {key} = (not set)"
+    return f"{key} = {json.dumps(value, ensure_ascii=False)}" + ("  # set" if explicit else "")
 
 
 def log_metrics(result: Any) -> None:
@@ -158,15 +290,20 @@ def plan(manifest: Manifest, names: list[str]) -> dict[str, list[InputFile]]:
         get_reader(manifest.sources[name].reader)
         out[name] = match_inputs(manifest, name)
         check_models(manifest, name)
+        check_word_lists(manifest, name)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
     args, beam_args = parse_args(argv)
     try:
         manifest = load_manifest(args.manifest)
         names = selected_sources(manifest, args.sources)
+        if args.explain:
+            print(explain(manifest, names))
+            return 0
         files = plan(manifest, names)
     except ManifestError as exc:
         print(f"corral build: {exc}", file=sys.stderr)
@@ -182,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if not todo:
         return 0
     for name in todo:
-        clear_output(storage.join(out_root, name))
+        clear_staging(storage.join(out_root, name))
     opts = pipeline_options(beam_args)
     with beam.Pipeline(runner=make_runner(opts), options=opts) as p:
         for name in todo:

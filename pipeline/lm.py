@@ -15,7 +15,6 @@ job reads only that index. Rerunning with a complete index is a no-op unless `--
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import logging
@@ -26,13 +25,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats
-from filters.sources.registry import get_reader
-from filters.wikiref import url_key
+from filters.perplexity import is_heldout
+from filters.sources.source_file import SourceFile
+from filters.wikiref import positives_kind, url_key
 from manifests import storage
 from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
@@ -42,23 +38,14 @@ log = logging.getLogger("corral.lm")
 
 
 def read_source(manifest: Manifest, source: str) -> Iterator[Document]:
-    """Documents of one manifest source (reader + recipe), in input order; broken files are logged."""
-    spec = get_reader(manifest.sources[source].reader)
-    read, recipe, read_dir = spec.load_reader(), spec.load_recipe(), spec.load_dir_reader()
+    """Documents of one manifest source (reader + recipe, the build's read path), in input order;
+    broken files are logged with their dead letter."""
+    cfg = manifest.sources[source]
     for item in match_inputs(manifest, source):
-        stats = ReadStats()
-        try:
-            if item.is_dir and read_dir is not None:
-                docs = read_dir(item.path, stats)
-                yield from (d for d in (recipe(x, stats) if recipe else x for x in docs) if d is not None)
-                continue
-            with FileSystems.open(item.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                for doc in read(f, item.path, stats):
-                    doc = recipe(doc, stats) if recipe else doc
-                    if doc is not None:
-                        yield doc
-        except ReaderError as exc:
-            log.warning("skipping the rest of %s: %s", item.path, exc)
+        sf = SourceFile(cfg.reader, item.path, item.is_dir, c4_rules=cfg.c4.rules, opener=storage.open_read)
+        yield from sf
+        if sf.broken is not None:
+            log.warning("skipping the rest of %s: %s", item.path, sf.broken.detail)
 
 
 def _upload(local_dir: str, target: str) -> None:
@@ -67,12 +54,6 @@ def _upload(local_dir: str, target: str) -> None:
             path = os.path.join(root, name)
             rel = os.path.relpath(path, local_dir)
             storage.copy_atomic(path, storage.join(target, *rel.split(os.sep)))
-
-
-def is_heldout(doc_id: str, fraction: float) -> bool:
-    """A stable pseudo-random split by id (the same articles are held out on every run)."""
-    h = int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little")
-    return h < fraction * 2**64
 
 
 class Spool:
@@ -115,7 +96,7 @@ def spool_wikipedia(manifest: Manifest, folder: str) -> tuple[dict[str, Spool], 
                 continue
             if lang not in spools:
                 spools[lang] = Spool(folder, lang)
-            spools[lang].add(doc.text, lm.cutoff_holdout > 0 and is_heldout(doc.id, lm.cutoff_holdout))
+            spools[lang].add(doc.text, is_heldout(doc.id, lm.cutoff_holdout))
     finally:
         for sp in spools.values():
             sp.close()
@@ -124,7 +105,7 @@ def spool_wikipedia(manifest: Manifest, folder: str) -> tuple[dict[str, Spool], 
 
 def train_all(manifest: Manifest, work_dir: str) -> dict[str, Any]:
     """Train every language model and the wiki-ref classifier into `work_dir`; return the index."""
-    from filters.perplexity import BucketCutoffs, PerplexityScorer, PerplexitySettings, train_lm
+    from filters.perplexity import BucketCutoffs, PerplexityScorer, train_lm
 
     lm = manifest.lm
     spool_dir = tempfile.mkdtemp(prefix="corral-lm-spool-")
@@ -153,7 +134,9 @@ def train_all(manifest: Manifest, work_dir: str) -> dict[str, Any]:
                 os.path.join(work_dir, lang),
                 lang,
                 vocab_size=lm.vocab_size,
-                settings=PerplexitySettings(order=lm.order),
+                order=lm.order,
+                sort_memory=lm.sort_memory,
+                sentence_sample=lm.sentence_sample,
             )
             scorer = PerplexityScorer(str(files.sp_model), str(files.kenlm_model))
             cut = BucketCutoffs.from_perplexities([scorer.perplexity(t) for t in sp.texts(cut_kind)])
@@ -206,13 +189,12 @@ def train_wikiref(
             others.append(doc.text)
         if len(matched) >= cap and len(others) >= cap:
             break
-    if len(matched) >= manifest.lm.min_docs:
-        kind = "cited_cc_pages"
+    kind = positives_kind(len(matched), manifest.lm.min_docs)
+    if kind == "cited_cc_pages":
         positives: Iterable[str] = matched
         n_pos = len(matched)
         negatives = others
     else:
-        kind = "wikipedia_text"
         langs = sorted(wiki)
         n_pos = min(cap, sum(wiki[lang].docs for lang in langs))
         positives = itertools.islice(

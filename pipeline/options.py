@@ -24,6 +24,11 @@ def build_parser(prog: str = "corral build") -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder (default: the manifest's `output`)")
     p.add_argument("--sources", help="comma-separated subset of the manifest's sources")
     p.add_argument("--force", action="store_true", help="rebuild sources whose output is already complete")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print each source's effective settings (recipe defaults + the manifest's keys) and exit",
+    )
     return p
 
 

@@ -1,50 +1,43 @@
-"""Read transforms: one composite transform per source that runs its reader (and recipe) on each file.
+"""A source's input files: listed on the launcher, numbered, grouped into output parts.
 
-Files are listed on the launcher with `FileSystems.match` (so `gs://` globs work), reshuffled so that
-workers split them, and each file is streamed by the reader from `filters/sources/`. A file that breaks
-mid-stream (`ReaderError`) keeps the documents read before the break; the break itself becomes a dead
-letter with the file and position, and the job goes on with the other files.
-
-Counting: `read` is every record a reader looked at: documents it emitted plus records it dropped or
-dead-lettered, plus one per file that broke. The recipe's drops are counted after that, like any stage.
+Files are listed with `FileSystems.match` (so `gs://` globs work) and numbered in path order; the number
+travels with every small record that must find its way back to the file (verdicts, drops), and the file
+is read where it is — documents never cross a shuffle. Output parts follow the inputs: consecutive files
+are grouped while their input bytes stay within `shard_bytes` (one file at least), so the layout depends
+on the inputs only, never on the number of workers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from filters.document import Document
-from filters.sources.base import DeadLetter, ReaderError, ReadStats
 from filters.sources.registry import get_reader
 from manifests.schema import Manifest, ManifestError
-from pipeline.common import COUNTS, DEAD, READ, CountingDoFn
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One matched input: its path, size in bytes, and whether it is a local directory (dir readers)."""
+    """One matched input: its number in the source, path, size in bytes, and whether it is a directory."""
 
+    index: int
     path: str
     size: int
     is_dir: bool = False
+    part: int = 0  # the output part this file's documents go to
 
 
 def match_inputs(manifest: Manifest, source: str) -> list[InputFile]:
     """Expand a source's globs; a glob that matches nothing is refused, naming its manifest key."""
     cfg = manifest.sources[source]
     spec = get_reader(cfg.reader)
-    found: dict[str, InputFile] = {}
+    found: dict[str, tuple[int, bool]] = {}
     for i, pattern in enumerate(manifest.inputs(source)):
         key = f"sources.{source}.inputs[{i}]"
         if "://" not in pattern and os.path.isdir(pattern):
-            matched = [InputFile(pattern, 0, True)]
+            matched = [(pattern, 0, True)]
         else:
             try:
                 result = FileSystems.match([pattern])[0]
@@ -53,104 +46,35 @@ def match_inputs(manifest: Manifest, source: str) -> list[InputFile]:
             matched = []
             for meta in result.metadata_list:
                 is_dir = "://" not in meta.path and os.path.isdir(meta.path)
-                matched.append(InputFile(meta.path, 0 if is_dir else meta.size_in_bytes, is_dir))
+                matched.append((meta.path, 0 if is_dir else meta.size_in_bytes, is_dir))
         if not matched:
             raise ManifestError(manifest.path, key, f"no file matches {pattern!r}")
-        for item in matched:
-            if item.is_dir and spec.dir_reader is None:
+        for path, size, is_dir in matched:
+            if is_dir and spec.dir_reader is None:
                 raise ManifestError(
-                    manifest.path,
-                    key,
-                    f"{item.path} is a directory and reader {cfg.reader!r} reads files only",
+                    manifest.path, key, f"{path} is a directory and reader {cfg.reader!r} reads files only"
                 )
-            found[item.path] = item
-    return [found[p] for p in sorted(found)]
+            found[path] = (size, is_dir)
+    return assign_parts([(p, *found[p]) for p in sorted(found)], cfg.shard_bytes)
 
 
-class ReadFileFn(CountingDoFn):
-    """Runs one reader (+ the source's recipe) over one file; emits documents, counts and dead letters."""
-
-    def __init__(self, source: str, reader: str, flush_every: int = 1000) -> None:
-        super().__init__(source)
-        self.reader_name = reader
-        self.flush_every = flush_every
-
-    def setup(self) -> None:
-        spec = get_reader(self.reader_name)
-        self._spec = spec
-        self._read = spec.load_reader()
-        self._recipe = spec.load_recipe()
-        self._read_dir = spec.load_dir_reader()
-
-    def _flush_dead(self, stats: ReadStats) -> Iterator[Any]:
-        for dl in stats.dead_letters:
-            yield beam.pvalue.TaggedOutput(DEAD, dl.to_json_dict())
-        stats.dead_letters.clear()
-
-    def _documents(self, item: InputFile, stats: ReadStats) -> Iterator[Document]:
-        if item.is_dir:
-            assert self._read_dir is not None
-            yield from self._read_dir(item.path, stats)
-            return
-        with FileSystems.open(item.path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-            yield from self._read(stream, item.path, stats)
-
-    def process(self, item: InputFile) -> Iterator[Any]:
-        stats = ReadStats()
-        recipe_stats = ReadStats()
-        n = 0
-        try:
-            for doc in self._documents(item, stats):
-                doc.source = self._spec.source
-                if self._recipe is not None:
-                    doc = self._recipe(doc, recipe_stats)
-                if doc is not None:
-                    yield doc
-                n += 1
-                if n % self.flush_every == 0:
-                    yield from self._flush_dead(stats)
-                    yield from self._flush_dead(recipe_stats)
-        except ReaderError as exc:
-            broken = DeadLetter(exc.name, exc.position, "reader_error", exc.message)
-            yield beam.pvalue.TaggedOutput(DEAD, broken.to_json_dict())
-            self.count(READ)
-            self.drop("reader_error")
-        except (OSError, ValueError, UnicodeError, EOFError) as exc:
-            # A failure a reader did not turn into a ReaderError: still a dead letter, never a lost file.
-            broken = DeadLetter(item.path, None, "reader_crash", f"{type(exc).__name__}: {exc}")
-            yield beam.pvalue.TaggedOutput(DEAD, broken.to_json_dict())
-            self.count(READ)
-            self.drop("reader_crash")
-        yield from self._flush_dead(stats)
-        yield from self._flush_dead(recipe_stats)
-        if stats.emitted != n:
-            raise RuntimeError(
-                f"reader {self.reader_name!r} yielded {n} documents from {item.path} but counted "
-                f"stats.emitted={stats.emitted}: the reader breaks the counting contract"
-            )
-        self.count(READ, stats.emitted + sum(stats.dropped.values()))
-        for reason, k in stats.dropped.items():
-            self.drop(reason, k)
-        for reason, k in recipe_stats.dropped.items():
-            self.drop(reason, k)
-        for what, k in (stats.repaired + recipe_stats.repaired).items():
-            self.count(f"repaired.{what}", k)
+def assign_parts(files: list[tuple[str, int, bool]], shard_bytes: int) -> list[InputFile]:
+    """Number the files and group consecutive ones into parts of at most `shard_bytes` input bytes."""
+    out: list[InputFile] = []
+    part, used = 0, 0
+    for index, (path, size, is_dir) in enumerate(files):
+        if used and used + size > shard_bytes:
+            part, used = part + 1, 0
+        used += max(size, 1)
+        out.append(InputFile(index, path, size, is_dir, part))
+    return out
 
 
-class ReadSource(beam.PTransform):
-    """`files → documents` for one source; outputs: main (Documents), `counts`, `dead` (dead letters)."""
+def node_id(doc_id: str, file_index: int) -> str:
+    """A document as a graph node: its id first (so string order is id order), then its file number."""
+    return f"{doc_id}\x00{file_index}"
 
-    def __init__(self, source: str, reader: str, files: list[InputFile]) -> None:
-        super().__init__(label=f"Read[{source}]")
-        self.source = source
-        self.reader = reader
-        self.files = files
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.files)
-            | "Spread" >> beam.Reshuffle()
-            | "Read"
-            >> beam.ParDo(ReadFileFn(self.source, self.reader)).with_outputs(COUNTS, DEAD, main="docs")
-        )
+def parse_node(node: str) -> tuple[str, int]:
+    doc_id, _, index = node.rpartition("\x00")
+    return doc_id, int(index)

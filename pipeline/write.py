@@ -1,156 +1,123 @@
-"""Outputs of a source: Parquet parts, dead letters, and `manifest.json` written last.
+"""The commit of a source: nothing becomes visible before its counts balance, file by file.
 
-Layout of `<output>/<source>/`: `part-00000-of-00002.parquet` … (rows sorted by id), `dead_letters.jsonl`
-(sorted), `manifest.json`. The presence of `manifest.json` means the source is complete: parts are first
-written under `_tmp/`, then a single finalize step (which runs only after every part, count and dead
-letter exists, because it takes them all as side inputs) renames the parts into place and writes the
-manifest atomically. A killed build leaves no manifest, and the launcher clears such a folder before
-building it again.
-
-Determinism: the number of parts is derived from the source's total text bytes (`shard_bytes`), a
-document's part from the SHA1 of its id, rows within a part are sorted by id, and Parquet is written with
-fixed settings and no timestamps, so 1 or N workers give the same bytes.
+Everything a build writes goes to `<output>/<source>/_tmp/` first (spills, per-file dead letters, parts).
+One finalize step, which runs after every part and count exists (it takes them as side inputs), checks
+`read = kept + Σ dropped` for every input file and for the source; only then does it remove the previous
+output, move the new parts into place, write `dead_letters.jsonl` and, last, `manifest.json`. A failed check
+raises with the files that came up short and leaves the previous output as it was; a killed build leaves
+`_tmp/`, which the next launch clears.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 
-from filters.document import Document
 from manifests import storage
-from manifests.corpus import DEAD_LETTERS, MANIFEST, BalanceError, CorpusManifest, parquet_bytes, part_name
-from pipeline.common import COUNTS, KEPT, CountingDoFn
+from manifests.corpus import DEAD_LETTERS, KEPT, MANIFEST, READ, BalanceError, CorpusManifest
+from pipeline.linededup import NONE
+from pipeline.passes import PARTS, dead_path
+from pipeline.read import InputFile
 
 TMP = "_tmp"
 
 
-def num_parts(total_bytes: int, shard_bytes: int) -> int:
-    """Parts for a source: from its data size only (never from the number of workers)."""
-    return max(1, math.ceil(total_bytes / shard_bytes))
+def _unbalanced(per_file: dict[int, Counter[str]], files: list[InputFile]) -> list[str]:
+    out = []
+    for f in files:
+        c = per_file.get(f.index, Counter())
+        drops = sum(n for k, n in c.items() if k.startswith("dropped."))
+        if c[READ] != c[KEPT] + drops:
+            out.append(f"{f.path} (read {c[READ]}, kept {c[KEPT]}, dropped {drops})")
+    return out
 
 
-def part_of(doc_id: str, parts: int) -> int:
-    return int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little") % parts
-
-
-class WritePartFn(CountingDoFn):
-    """Writes one part (all documents hashed to it) under `_tmp/`; returns its description."""
-
-    def __init__(self, source: str, tmp_dir: str) -> None:
-        super().__init__(source)
-        self.tmp_dir = tmp_dir
-
-    def process(self, item: tuple[tuple[int, int], Iterable[Document]]) -> Iterator[Any]:
-        (index, parts), docs = item
-        rows = list(docs)
-        data = parquet_bytes(rows)
-        name = part_name(index, parts)
-        storage.write_atomic(storage.join(self.tmp_dir, name), data)
-        self.count(KEPT, len(rows))
-        yield {
-            "file": name,
-            "rows": len(rows),
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-
-
-def _position_key(dl: dict[str, Any]) -> tuple[str, int, str, str, str]:
-    pos = dl.get("position")
-    return (
-        str(dl.get("file")),
-        pos if isinstance(pos, int) else -1,
-        str(pos),
-        dl["reason"],
-        dl.get("detail", ""),
-    )
+def line_dedup_path(paths: dict[str, int]) -> str | None:
+    """How line dedup ran: `broadcast`, `per_file`, or `mixed (…)` when the shards chose differently."""
+    paths = {p: n for p, n in paths.items() if p != NONE}
+    if not paths:
+        return None
+    if len(paths) == 1:
+        return next(iter(paths))
+    return "mixed (" + ", ".join(f"{n} shards {p}" for p, n in sorted(paths.items())) + ")"
 
 
 class FinalizeFn(beam.DoFn):
-    """Moves parts into place, writes dead letters and, last, `manifest.json` (with the balance checked)."""
+    """Checks the balance, then moves the new output into place; `manifest.json` last."""
 
-    def __init__(self, source: str, out_dir: str, header: dict[str, Any]) -> None:
+    def __init__(self, source: str, out_dir: str, header: dict[str, Any], files: list[InputFile]) -> None:
         self.source = source
         self.out_dir = out_dir
         self.header = header
+        self.files = files
 
-    def process(self, _: Any, parts: list[dict], counts: dict[str, int], dead: list[dict]) -> Iterator[str]:
-        dead_sorted = sorted(dead, key=_position_key)
-        try:
-            manifest = CorpusManifest.from_counts(
-                {"source": self.source, **self.header}, counts, parts, len(dead_sorted)
-            )
-        except BalanceError as exc:
-            raise RuntimeError(f"{exc}; refusing to write {MANIFEST}") from None
+    def process(
+        self, _: Any, parts: list[dict], counts: list[tuple[int, dict]], paths: list[tuple[str, int]]
+    ) -> Iterator[str]:
+        per_file: dict[int, Counter[str]] = {}
+        total: Counter[str] = Counter()
+        for index, c in counts:
+            per_file.setdefault(index, Counter()).update(c)
+            total.update(c)
+        short = _unbalanced(per_file, self.files)
+        header = dict(self.header)
+        header["inputs"] = [
+            {**entry, "read": per_file.get(f.index, Counter())[READ]}
+            for entry, f in zip(header["inputs"], self.files, strict=True)
+        ]
+        path_counts: Counter[str] = Counter()
+        for path, n in paths:
+            path_counts[path] += n
+        line_path = line_dedup_path(dict(path_counts))
+        if line_path:
+            header["paths"] = {**header.get("paths", {}), "line_dedup": line_path}
         tmp_dir = storage.join(self.out_dir, TMP)
-        for p in manifest.parts:
-            storage.rename(storage.join(tmp_dir, p.file), storage.join(self.out_dir, p.file))
-        lines = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in dead_sorted)
-        storage.write_text_atomic(storage.join(self.out_dir, DEAD_LETTERS), lines)
-        storage.delete(tmp_dir)
-        manifest.write(self.out_dir)
+        dead_file, n_dead = self._gather_dead_letters(tmp_dir)
+        try:
+            if short:
+                raise BalanceError(
+                    f"accounting does not balance for source {self.source!r} in {len(short)} input file(s): "
+                    + "; ".join(short[:20])
+                )
+            manifest = CorpusManifest.from_counts({"source": self.source, **header}, total, parts, n_dead)
+        except BalanceError as exc:
+            raise RuntimeError(
+                f"{exc}; refusing to write {MANIFEST} (the previous output is untouched)"
+            ) from None
+        self._replace_output(manifest, dead_file)
         yield self.source
 
+    def _gather_dead_letters(self, tmp_dir: str) -> tuple[str, int]:
+        """The files' dead letters, in file order, streamed into one local file."""
+        fd, local = tempfile.mkstemp(prefix="corral-dead-", suffix=".jsonl")
+        n = 0
+        with os.fdopen(fd, "wb") as out:
+            for f in self.files:
+                with storage.open_read(dead_path(tmp_dir, f.index)) as src:
+                    for line in src:
+                        out.write(line)
+                        n += 1
+        return local, n
 
-class WriteSource(beam.PTransform):
-    """Documents + counts + dead letters of one source → its output folder, manifest last."""
-
-    def __init__(self, source: str, out_dir: str, shard_bytes: int, header: dict[str, Any]) -> None:
-        super().__init__()
-        self.source = source
-        self.out_dir = out_dir
-        self.shard_bytes = shard_bytes
-        self.header = header
-
-    def expand(self, inputs: dict[str, Any]) -> beam.PCollection:
-        docs: beam.PCollection = inputs["docs"]
-        counts: beam.PCollection = inputs["counts"]
-        dead: beam.PCollection = inputs["dead"]
-        shard_bytes = self.shard_bytes
-        total = (
-            docs
-            | "TextBytes" >> beam.Map(lambda d: len(d.text.encode("utf-8", errors="replace")))
-            | "TotalBytes" >> beam.CombineGlobally(sum)
-        )
-        written = (
-            docs
-            | "AssignPart"
-            >> beam.Map(
-                lambda d, t: ((part_of(d.id, num_parts(t, shard_bytes)), num_parts(t, shard_bytes)), d),
-                t=beam.pvalue.AsSingleton(total),
-            )
-            | "GroupPart" >> beam.GroupByKey()
-            | "WritePart"
-            >> beam.ParDo(WritePartFn(self.source, storage.join(self.out_dir, TMP))).with_outputs(
-                COUNTS, main="parts"
-            )
-        )
-        summed = (
-            (counts, written[COUNTS]) | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombinePerKey(sum)
-        )
-        return (
-            docs.pipeline
-            | "Once" >> beam.Create([None])
-            | "Finalize"
-            >> beam.ParDo(
-                FinalizeFn(self.source, self.out_dir, self.header),
-                parts=beam.pvalue.AsList(written.parts),
-                counts=beam.pvalue.AsDict(summed),
-                dead=beam.pvalue.AsList(dead),
-            )
-        )
+    def _replace_output(self, manifest: CorpusManifest, dead_file: str) -> None:
+        storage.delete(storage.join(self.out_dir, MANIFEST))
+        for name in storage.listdir(self.out_dir):
+            if name != TMP:
+                storage.delete(storage.join(self.out_dir, name))
+        tmp_dir = storage.join(self.out_dir, TMP)
+        for p in manifest.parts:
+            storage.rename(storage.join(tmp_dir, PARTS, p.file), storage.join(self.out_dir, p.file))
+        storage.copy_atomic(dead_file, storage.join(self.out_dir, DEAD_LETTERS))
+        os.remove(dead_file)
+        storage.delete(tmp_dir)
+        manifest.write(self.out_dir)
 
 
-def clear_output(out_dir: str) -> None:
-    """Remove a source's folder, manifest first (so it is never 'complete' while half deleted)."""
-    storage.delete(storage.join(out_dir, MANIFEST))
-    storage.delete(out_dir)
-    if not storage.is_url(out_dir):
-        os.makedirs(out_dir, exist_ok=True)
+def clear_staging(out_dir: str) -> None:
+    """Remove what a killed build left in `_tmp/` (the previous complete output stays)."""
+    storage.delete(storage.join(out_dir, TMP))

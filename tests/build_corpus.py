@@ -98,8 +98,13 @@ def paragraph(rng: random.Random, n: int) -> str:
     return " ".join(sentence(rng) for _ in range(n))
 
 
+def page_title(url: str) -> str:
+    """A page title from its URL (cc_net reads the first content line of a WET record as the title)."""
+    return url.rstrip("/").rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").title() + " | Example"
+
+
 def wet_record(url: str, text: str) -> bytes:
-    body = text.encode("utf-8")
+    body = (page_title(url) + "\n" + text).encode("utf-8")
     head = (
         "WARC/1.0\r\nWARC-Type: conversion\r\n"
         f"WARC-Target-URI: {url}\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
-from apache_beam.testing.util import assert_that, equal_to
-from build_corpus import BOILERPLATE, cc_pages
+from build_corpus import BOILERPLATE, paragraph, write_wet
 
-from filters.document import Document
+from filters.sources.base import ReadStats
+from filters.sources.commoncrawl import read_wet
 from pipeline.build import main
-from pipeline.ccnet import LineDedup
-from pipeline.common import COUNTS
 from pipeline.dedup import connected_components
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -30,12 +26,8 @@ inputs = ["{fx}/build_cc.warc.wet", "{fx}/build_cc_truncated.warc.wet.gz"]
 weight = 1.0
 exact_dedup = true
 [sources.commoncrawl.ccnet]
-enabled = true
-languages = ["en"]
 perplexity = false
-[sources.commoncrawl.minhash]
-enabled = true
-threshold = 0.8
+wikiref = false
 [sources.wikipedia]
 reader = "wikipedia_xml"
 inputs = ["{fx}/build_enwiki.xml"]
@@ -83,9 +75,6 @@ def test_planted_duplicate_lines_are_removed_everywhere(built: Path) -> None:
 
 
 def test_near_duplicates_collapse_to_the_smallest_id(built: Path) -> None:
-    from filters.sources.base import ReadStats
-    from filters.sources.commoncrawl import read_wet
-
     with open(FIXTURES / "build_cc.warc.wet", "rb") as f:
         pair = [d.id for d in read_wet(f, "build_cc.warc.wet", ReadStats()) if "story" in d.meta["url"]]
     kept = [r["id"] for r in rows(built / "out", "commoncrawl") if "story" in r["url"]]
@@ -126,10 +115,13 @@ def test_rerun_is_a_noop_and_force_rebuilds(built: Path, capsys: pytest.CaptureF
 
 def test_incomplete_output_is_cleared(built: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    (out / "wikipedia").mkdir(parents=True)
+    (out / "wikipedia" / "_tmp" / "spill").mkdir(parents=True)
     (out / "wikipedia" / "part-00007-of-00009.parquet").write_bytes(b"half written")
+    (out / "wikipedia" / "_tmp" / "spill" / "00003.parquet").write_bytes(b"killed build")
     assert main(["--manifest", str(built / "m.toml"), "--sources", "wikipedia", "--output", str(out)]) == 0
     assert not (out / "wikipedia" / "part-00007-of-00009.parquet").exists()
+    assert not (out / "wikipedia" / "_tmp").exists()
+    assert (out / "wikipedia" / "manifest.json").exists()
 
 
 def test_one_and_two_workers_give_identical_bytes(built: Path, tmp_path: Path) -> None:
@@ -171,93 +163,169 @@ def test_connected_components_keep_the_smallest_id() -> None:
     assert comps == {"a": "a", "b": "a", "c": "a", "d": "a", "x": "x", "y": "x"}
 
 
-def test_hot_line_in_every_document_is_removed() -> None:
-    """One boilerplate line in all 3000 docs: counted by the combiner, removed from every document."""
+def test_wet_title_is_meta_not_text(built: Path) -> None:
+    out = rows(built / "out", "commoncrawl")
+    page0 = next(r for r in out if r["url"] == "http://example.org/page0")
+    assert page0["title"] == "Page0 | Example" and "Page0 | Example" not in page0["text"]
+    assert json.loads(page0["meta"])["source_domain"] == "example.org"
+
+
+def test_manifest_records_effective_settings_and_per_file_counts(built: Path) -> None:
+    m = manifest_of(built / "out", "commoncrawl")
+    cc = m["settings"]["ccnet"]
+    assert cc["enabled"] and cc["line_dedup"] == "ccnet" and cc["languages"] == ["en"]  # the wet recipe
+    assert m["settings"]["minhash"]["enabled"] and m["paths"]["line_dedup"] == "broadcast"
+    assert sum(i["read"] for i in m["inputs"]) == m["read"]
+
+
+def _write_manifest(root: Path, body: str) -> Path:
+    path = root / "m.toml"
+    path.write_text('output = "out"\nseed = 1\n' + body)
+    return path
+
+
+CC_ONLY = """
+[sources.cc]
+reader = "wet"
+inputs = ["{inputs}"]
+weight = 1.0
+[sources.cc.ccnet]
+perplexity = false
+wikiref = false
+languages = []
+min_length = 0
+{extra}
+"""
+
+
+def _cc_build(
+    tmp_path: Path, pages: list[tuple[str, str]], extra: str = "", name: str = "m", top: str = ""
+) -> Path:
+    """Build one `wet` source of `pages`; `extra` goes into its ccnet table, `top` into the source table."""
+    root = tmp_path / name
+    root.mkdir()
+    write_wet(root / "in.warc.wet", pages)
+    body = CC_ONLY.format(inputs=root / "in.warc.wet", extra=extra).replace(
+        "weight = 1.0\n", f"weight = 1.0\n{top}\n"
+    )
+    manifest = _write_manifest(root, body)
+    assert main(["--manifest", str(manifest)]) == 0
+    return root / "out"
+
+
+def test_line_repeated_inside_one_document_keeps_its_first_copy(tmp_path: Path) -> None:
+    """cc_net `finalize_doc`: a hash counts once per document; later copies inside it go, the first stays.
+    The same line in two documents is removed from both."""
+    rng = __import__("random").Random(3)
+    body = [paragraph(rng, 3) for _ in range(6)]
+    pages = [
+        ("http://a.example/1", "\n".join([body[0], "Alpha line", "Beta line", "Alpha line", "Gamma"])),
+        ("http://b.example/2", "\n".join([body[1], "Shared line", body[2]])),
+        ("http://c.example/3", "\n".join([body[3], "Shared line", body[4]])),
+    ]
+    texts = {r["url"]: r["text"] for r in rows(_cc_build(tmp_path, pages), "cc")}
+    assert texts["http://a.example/1"] == "\n".join([body[0], "Alpha line", "Beta line", "Gamma"])
+    assert texts["http://b.example/2"] == f"{body[1]}\n{body[2]}"
+    assert texts["http://c.example/3"] == f"{body[3]}\n{body[4]}"
+
+
+def test_hot_line_in_every_document_and_per_file_verdicts_agree_with_broadcast(tmp_path: Path) -> None:
+    """One boilerplate line in all 3,000 documents: removed from every one, on both lookup paths."""
     hot = "Share this page on social media"
-    # Digits normalise to 0 (SPEC §3), so the unique lines differ by letters.
     words = ["".join(chr(97 + (i // 26**k) % 26) for k in range(3)) for i in range(3000)]
-    docs = [
-        Document(f"d{i:05d}", "t", f"{hot}\nUnique body line {w} of the corpus.\n{hot}")
+    pages = [
+        (f"http://e.example/{i}", f"{hot}\nUnique body line {w} of the corpus.\n{hot}")
         for i, w in enumerate(words)
     ]
-    docs.append(Document("z", "t", "nothing shared here"))
-    with BeamTestPipeline() as p:
-        batches = p | beam.Create(docs) | beam.BatchElements(min_batch_size=100, max_batch_size=100)
-        out = batches | LineDedup("t", shards=7)
-        flat = out.docs | beam.FlatMap(lambda batch: batch)
-        assert_that(flat | beam.Map(lambda d: hot in d.text) | beam.CombineGlobally(any), equal_to([False]))
-        assert_that(
-            flat | beam.Map(lambda d: d.text) | beam.Filter(lambda t: " haa " in t),
-            equal_to(["Unique body line haa of the corpus."]),
-            label="body_kept",
-        )
-        assert_that(
-            out[COUNTS] | beam.CombinePerKey(sum) | beam.Filter(lambda kv: kv[0] == "stat.lines_removed"),
-            equal_to([("stat.lines_removed", 6000)]),
-            label="removed",
-        )
+    pages.append(("http://e.example/z", "nothing shared here"))
+    broadcast = _cc_build(
+        tmp_path, pages, "langid = false\n[sources.cc.minhash]\nenabled = false", "broadcast"
+    )
+    per_file = _cc_build(
+        tmp_path,
+        pages,
+        "langid = false\nbroadcast_max_hashes = 0\ndedup_shards = 7\n[sources.cc.minhash]\nenabled = false",
+        "sharded",
+    )
+    for out in (broadcast, per_file):
+        texts = [r["text"] for r in rows(out, "cc")]
+        assert len(texts) == 3001 and not any(hot in t for t in texts)
+        assert "Unique body line haa of the corpus." in texts
+        assert manifest_of(out, "cc")["stats"]["lines_removed"] == 6000  # both copies: a duplicate everywhere
+    assert manifest_of(broadcast, "cc")["paths"]["line_dedup"] == "broadcast"
+    assert manifest_of(per_file, "cc")["paths"]["line_dedup"] == "per_file"
+    assert (broadcast / "cc" / "part-00000-of-00001.parquet").read_bytes() == (
+        per_file / "cc" / "part-00000-of-00001.parquet"
+    ).read_bytes()
 
 
-def test_line_dedup_with_nothing_duplicated_or_no_documents_keeps_everything() -> None:
-    """No shard has a duplicated hash (and, for an empty source, no shard at all): nothing is removed."""
-    docs = [Document(f"d{i}", "t", f"only line {chr(97 + i)}\nand {chr(98 + i)} here") for i in range(4)]
-    with BeamTestPipeline() as p:
-        out = p | beam.Create([docs[:2], docs[2:]]) | LineDedup("t", shards=3)
-        texts = out.docs | beam.FlatMap(lambda batch: [d.text for d in batch])
-        assert_that(texts, equal_to([d.text for d in docs]))
-        empty = p | "NoDocs" >> beam.Create([]) | "DedupEmpty" >> LineDedup("t", shards=3)
-        assert_that(empty.docs, equal_to([]), label="empty")
+@pytest.mark.parametrize(
+    ("top", "extra", "reason"),
+    [
+        ("exact_dedup = true", "", "duplicate_text"),  # exact copies count once in line dedup; one is kept
+        ("", "line_dedup = false", "near_duplicate"),  # one MinHash bucket holding every document
+    ],
+)
+def test_every_document_identical_keeps_exactly_one(
+    tmp_path: Path, top: str, extra: str, reason: str
+) -> None:
+    text = paragraph(__import__("random").Random(5), 8)
+    pages = [(f"http://same.example/{i:04d}", text) for i in range(500)]
+    out = _cc_build(tmp_path, pages, extra, top=top)
+    kept = rows(out, "cc")
+    assert len(kept) == 1 and kept[0]["text"] == text and kept[0]["url"] == "http://same.example/0000"
+    assert manifest_of(out, "cc")["dropped"] == {reason: 499}
 
 
-def test_batch_coders_round_trip_documents_and_hashes() -> None:
-    import numpy as np
+def test_a_lost_document_fails_the_build_and_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
+    """A stage that loses a document without counting it: the balance check names the file, nothing is
+    committed (FnApiRunner runs the DoFns in this process, so the test double takes effect)."""
+    from filters import ccnet
 
-    from pipeline.ccnet import HashedBatchCoder, hash_batch
-    from pipeline.common import DocBatch, DocBatchCoder
+    real = ccnet.Miner.mine
 
-    docs = [Document("a", "t", "x\ny", {"url": "u", "n": 1}), Document("b", "t", "", {})]
-    coder = DocBatchCoder()
-    assert coder.decode(coder.encode(DocBatch(docs))) == docs
-    pairs = DocBatch([(docs[0], np.arange(3))])  # not only Documents: pickled row by row
-    back = coder.decode(coder.encode(pairs))
-    assert back[0][0] == docs[0] and back[0][1].tolist() == [0, 1, 2]
-    hashed = hash_batch(docs)
-    again = HashedBatchCoder().decode(HashedBatchCoder().encode(hashed))
-    assert again.docs == docs and again.hashes.tolist() == hashed.hashes.tolist()
-    assert again.lines.tolist() == [2, 1]  # "" is one (empty) line, as str.split gives
-    with pytest.raises(ValueError, match="2 documents, 2 line counts, 3 hashes"):
-        type(hashed)(docs, hashed.hashes, np.array([2, 0]))
+    def lossy(self, docs, exact, duplicated):
+        mined = real(self, docs, exact, duplicated)
+        mined.kept = mined.kept[1:]
+        mined.band_keys = mined.band_keys[1:]
+        return mined
 
-
-def test_line_dedup_counts_lines_in_a_lifted_combiner_never_grouping_documents() -> None:
-    """The hot-key guarantee is structural: hash shards counted by a CombinePerKey, no GroupByKey of documents."""
-    labels: list[str] = []
-
-    class Visitor(beam.pipeline.PipelineVisitor):
-        def enter_composite_transform(self, node):  # noqa: ANN001
-            labels.append(type(node.transform).__name__)
-
-    p = beam.Pipeline()
-    _ = p | beam.Create([[Document("a", "t", "x")]]) | LineDedup("t", shards=8)
-    p.visit(Visitor())
-    assert "CombinePerKey" in labels and "GroupByKey" not in labels[: labels.index("CombinePerKey")]
+    monkeypatch.setattr(ccnet.Miner, "mine", lossy)
+    root = tmp_path / "lost"
+    root.mkdir()
+    rng = __import__("random").Random(9)
+    write_wet(root / "in.warc.wet", [(f"http://l.example/{i}", paragraph(rng, 3)) for i in range(20)])
+    manifest = _write_manifest(root, CC_ONLY.format(inputs=root / "in.warc.wet", extra=""))
+    with pytest.raises(Exception, match=r"does not balance.*lost/in\.warc\.wet \(read 20, kept 19"):
+        main(["--manifest", str(manifest)])
+    assert not (root / "out" / "cc" / "manifest.json").exists()
+    assert not list((root / "out" / "cc").glob("part-*"))
 
 
-def test_shard_counts_precount_and_split_by_residue() -> None:
-    import numpy as np
-
-    from pipeline.ccnet import ShardCountsFn, hash_batch, shard_counts
-
-    docs = [Document(f"d{i}", "t", f"same line\nline {chr(97 + i)}\nsame line") for i in range(5)]
-    parts = list(shard_counts(hash_batch(docs), 3))
-    assert sorted({k for k, _ in parts}) == [k for k, _ in parts] and all(0 <= k < 3 for k, _ in parts)
-    fn = ShardCountsFn()
-    dup = np.concatenate([fn.extract_output(fn.add_input(fn.create_accumulator(), v)) for _, v in parts])
-    same = hash_batch([Document("x", "t", "same line")]).hashes
-    assert dup.tolist() == same.tolist()  # only the shared line is seen twice; each "line X" once
+def test_explain_prints_the_recipe_without_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _write_manifest(tmp_path, CC_ONLY.format(inputs=tmp_path / "nothing.wet", extra=""))
+    assert main(["--manifest", str(manifest), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "[sources.cc.ccnet]" in out and "min_length = 0  # set" in out and 'missing_lm = "drop"' in out
+    assert not (tmp_path / "out").exists()
 
 
-def test_shipped_fixture_pages_are_as_planted() -> None:
-    urls = [u for u, _ in cc_pages()]
-    assert len(urls) == len(set(urls)) == 13
-    assert shutil.which("true")  # sanity: the environment runs subprocesses (multi-processing workers)
+def test_reader_alone_gets_the_papers_recipe(tmp_path: Path) -> None:
+    from manifests.schema import ManifestError, load_manifest
+
+    path = _write_manifest(tmp_path, '[sources.cc]\nreader = "wet"\ninputs = ["x"]\nweight = 1\n')
+    with pytest.raises(ManifestError, match="sources.cc.ccnet.perplexity.*lm.source"):
+        load_manifest(path)  # the full chain needs a Wikipedia source for its LMs: refused, not skipped
+    path.write_text(
+        path.read_text()
+        + '[sources.wikipedia]\nreader = "wikipedia_xml"\ninputs = ["y"]\nweight = 1\n'
+        + '[lm]\nwikiref_source = "cc"\n'
+    )
+    cc = load_manifest(path).sources["cc"]
+    assert cc.ccnet.enabled and cc.ccnet.perplexity and cc.ccnet.wikiref and cc.minhash.enabled
+    assert cc.ccnet.keep_buckets == ["head", "middle"] and cc.ccnet.languages == ["en"]
+    assert (
+        cc.ccnet.min_length == 300 and cc.ccnet.lang_threshold == 0.5 and cc.ccnet.wikiref_threshold == 0.25
+    )

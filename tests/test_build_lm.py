@@ -33,7 +33,7 @@ reader = "wet"
 inputs = ["{fx}/build_cc.warc.wet"]
 weight = 1.0
 [sources.commoncrawl.ccnet]
-enabled = true
+languages = []
 keep_buckets = {buckets}
 missing_lm = "{missing}"
 wikiref = {wikiref}
@@ -179,7 +179,8 @@ def test_dataflow_dry_run_translates_the_whole_chain(lm_root: Path, tmp_path: Pa
     result = p.run()
     result.wait_until_finish()
     names = {t.unique_name for t in runner.proto_pipeline.components.transforms.values()}
-    for stage in ("CCNet[commoncrawl]/LineDedup/CountLines", "CCNet[commoncrawl]/Score", "Write[wikipedia]"):
+    stages = ("LineDedup[commoncrawl]/ByShard", "MinePass[commoncrawl]", "NearDuplicates[commoncrawl]")
+    for stage in (*stages, "WritePass[wikipedia]", "Finalize[wikipedia]"):
         assert any(n.startswith(stage) for n in names), stage
     assert result.job.proto.name  # a job description was built
     images = {e.payload for e in runner.proto_pipeline.components.environments.values()}
@@ -211,5 +212,6 @@ def test_demo_manifest_lm_and_build_cover_all_seven_sources(tmp_path: Path) -> N
     sources = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
     for source in sources:
         assert manifest_of(tmp_path / "corpus", source)["kept"] > 0, source
-    assert all(r["bucket"] for r in rows(tmp_path / "corpus", "c4"))
+    assert all(r["lang"] == "en" and r["bucket"] is None for r in rows(tmp_path / "corpus", "c4"))  # C4: no pp
+    assert all(r["bucket"] in ("head", "middle", "tail") for r in rows(tmp_path / "corpus", "commoncrawl"))
     shutil.rmtree(tmp_path / "lm")

@@ -14,7 +14,7 @@ from filters.langid import (
     ModelFileError,
     _sha256,
     default_model_path,
-    passes_threshold,
+    lang_drop_reason,
 )
 
 
@@ -55,10 +55,10 @@ def test_batch_equals_single(lid: LanguageIdentifier) -> None:
 
 
 def test_threshold_filter() -> None:
-    assert passes_threshold("en", 0.5) is None
-    assert passes_threshold("en", 0.49) == "lang_score"
-    assert passes_threshold("fr", 0.9, languages=["en"]) == "lang"
-    assert passes_threshold("en", 0.7, threshold=0.65) is None
+    assert lang_drop_reason("en", 0.5) is None
+    assert lang_drop_reason("en", 0.49) == "lang_score"
+    assert lang_drop_reason("fr", 0.9, languages=["en"]) == "lang"
+    assert lang_drop_reason("en", 0.7, threshold=0.65) is None
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t", "a\ud800b", "x\x00y\x00z", "mixed English и русский 中文"])

@@ -99,9 +99,24 @@ def test_clean_c4_keeps_good_and_counts_dropped():
     assert any("lorem" in reason for reason in stats.dropped)
 
 
-def test_registry():
+def test_registry_and_the_c4_rules_as_a_setting(tmp_path: Path):
+    """The C4 rules are a read step of any source whose settings ask (on by default for c4_json)."""
+    from filters.sources.source_file import SourceFile
+    from manifests.schema import SourceConfig
+
     spec = get_reader("c4_json")
-    assert spec.load_reader() is read_c4_json and spec.load_recipe() is clean_c4
+    assert spec.load_reader() is read_c4_json and spec.load_recipe() is None
+    assert SourceConfig(reader="c4_json", inputs=["x"], weight=1).c4.rules
+    assert not SourceConfig(reader="wet", inputs=["x"], weight=1).c4.rules
+    good = "The committee met on Tuesday to discuss the plan. It agreed on three points. Everyone left early."
+    path = tmp_path / "c4.jsonl"
+    path.write_text(
+        json.dumps({"text": good}) + "\n" + json.dumps({"text": "lorem ipsum dolor sit amet."}) + "\n"
+    )
+    on = SourceFile("c4_json", str(path), c4_rules=True)
+    assert [d.text for d in on] == [good] and on.read == 2 and sum(on.dropped.values()) == 1
+    off = SourceFile("c4_json", str(path), c4_rules=False)
+    assert len(list(off)) == 2 and off.read == 2
 
 
 @pytest.mark.realdata

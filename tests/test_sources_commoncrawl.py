@@ -15,10 +15,11 @@ from filters.sources.commoncrawl import read_warc, read_wet
 from filters.sources.registry import get_reader
 
 PAGES = [
-    ("http://example.org/a", "eng", "A short page.\nSecond line of the short page."),
-    ("http://example.org/b", "deu,eng", "Ein Text auf Deutsch.\nMit zwei Zeilen."),
+    ("http://example.org/a", "eng", "Page A\nA short page.\n\n   Second line of the short page.  "),
+    ("http://example.org/b", "deu,eng", "Seite B\nEin Text auf Deutsch.\nMit zwei Zeilen."),
     ("http://example.org/empty", None, "   \n"),
-    ("http://example.org/c", "fra", "Un texte en français, assez long pour être lu.\n" * 20),
+    ("http://example.org/c", "fra", "Page C\n" + "Un texte en français, assez long pour être lu.\n" * 20),
+    ("http://example.org/title", "eng", "Only A Title\n\n"),
 ]
 
 
@@ -55,12 +56,16 @@ def test_wet_multimember_gzip_counts_ids_and_meta():
         "http://example.org/c",
     ]
     assert stats.emitted == 3
-    assert stats.dropped == {"not_document:warcinfo": 1, "empty_conversion": 1}
+    assert stats.dropped == {"not_document:warcinfo": 1, "empty_conversion": 1, "wet_title_only": 1}
     a, b, _ = docs
     assert a.source == "commoncrawl"
+    # cc_net parse_doc: lines stripped, empty ones dropped, the first line is the title, not text
     assert (
         a.text == "A short page.\nSecond line of the short page."
     )  # short docs are kept (CCNet drops later)
+    assert a.meta["title"] == "Page A" and b.meta["title"] == "Seite B"
+    assert a.meta["source_domain"] == "example.org" and a.meta["digest"].startswith("sha1:")
+    assert (a.meta["length"], a.meta["nlines"]) == (len(a.text), 2)
     assert a.meta["cc_languages"] == ["eng"] and b.meta["cc_languages"] == ["deu", "eng"]
     assert a.meta["date"] == "2021-01-01T00:00:00Z"
     assert a.meta["record_id"].startswith("<urn:uuid:")
@@ -80,7 +85,7 @@ def test_wet_plain_and_gzip_give_same_documents():
 
 
 def test_wet_truncated_gzip_keeps_documents_before_break_and_names_offset():
-    data = _wet_bytes()
+    data = _wet_bytes(PAGES[:4])
     cut = len(data) - 200  # inside the last record's gzip member
     stats = ReadStats()
     docs = []
@@ -95,7 +100,7 @@ def test_wet_truncated_gzip_keeps_documents_before_break_and_names_offset():
 
 
 def test_wet_truncated_plain_record_is_an_error_with_offset():
-    data = _wet_bytes(gzip_members=False)
+    data = _wet_bytes(PAGES[:4], gzip_members=False)
     stats = ReadStats()
     with pytest.raises(ReaderError) as err:
         list(read_wet(io.BytesIO(data[:-300]), "cut.warc.wet", stats))
@@ -104,8 +109,8 @@ def test_wet_truncated_plain_record_is_an_error_with_offset():
 
 
 def test_wet_invalid_utf8_is_replaced_and_counted():
-    docs, stats = _read(read_wet, _wet_bytes(raw_payloads={0: b"caf\xe9 au lait \xff\xfe ok"}))
-    assert docs[0].text == "caf\ufffd au lait \ufffd\ufffd ok"
+    docs, stats = _read(read_wet, _wet_bytes(raw_payloads={0: b"Caf\xe9\ncaf\xe9 au lait \xff\xfe ok"}))
+    assert docs[0].text == "caf\ufffd au lait \ufffd\ufffd ok" and docs[0].meta["title"] == "Caf\ufffd"
     assert stats.repaired["invalid_utf8"] == 1
 
 
@@ -126,7 +131,8 @@ def test_wet_wrong_content_length_is_reframed_and_counted(fixtures_dir: Path):
         stats = ReadStats()
         docs = list(read_wet(f, str(path), stats))
     assert [d.meta["url"] for d in docs] == ["http://example.org/first", "http://example.org/second"]
-    assert docs[0].text == "The first page says hello.\nIts second line is longer than the declared length."
+    assert docs[0].meta["title"] == "The first page says hello."
+    assert docs[0].text == "Its second line is longer than the declared length."
     assert docs[1].text == "Second page, same record id as the first (hand-made files do this)."
     assert docs[0].meta["record_id"] == docs[1].meta["record_id"] and docs[0].id != docs[1].id
     assert stats.repaired["wet_content_length_mismatch"] == 3
@@ -217,8 +223,21 @@ def test_real_wet_files(shared_data: Path):
         "http://sample_chinese.zh",
         "http://sample_russian.ru",
     ]
-    assert docs[0].text.startswith("Famous Mark Twain Quotes\nDon't part with your illusions.")
-    assert docs[1].text.startswith("馬克·吐溫名言")
+    # cc_net's own test_parse_wet_file: titles and domains
+    assert [d.meta["title"] for d in docs] == [
+        "Famous Mark Twain Quotes",
+        "馬克·吐溫名言",
+        "Цитаты знаменитого Марка Твена",
+    ]
+    assert [d.meta["source_domain"] for d in docs] == [
+        "sample_english.com",
+        "sample_chinese.zh",
+        "sample_russian.ru",
+    ]
+    assert docs[0].text.startswith("Don't part with your illusions.") and docs[0].text.endswith(
+        "Truth isn't."
+    )
+    assert "\n\n" not in docs[0].text and docs[1].text.startswith("不要放棄你的幻想。")
     with (cc / "resiliparse-warcfile.DERIVED.warc.wet.gz").open("rb") as f:
         docs = list(read_wet(f, "r", ReadStats()))
     assert docs[0].meta["cc_languages"] == ["zho"]

@@ -1,7 +1,7 @@
 """C4 reader and recipe: `c4/en` JSON lines (`text`, `url`, `timestamp`), or any JSONL with a `text` field.
 
-Why: LLaMA's C4 source is CCNet-style dedup + LID followed by the C4 heuristics; this module reads the
-records and applies the heuristics (`filters.quality.c4_filter`) as the source recipe.
+Why: LLaMA's C4 source is CCNet-style dedup + LID with the C4 heuristics; this module reads the records,
+and `clean_c4` applies the heuristics (`filters.quality.c4_filter`) where the source's settings ask.
 
 Streaming: the file is decompressed by magic bytes (`open_decompressed`) and read line by line, so
 memory is one line whatever the file size. Ids are `"{basename}:{line_number}"` (1-based), stable across
@@ -78,7 +78,8 @@ def read_c4_json(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[Docu
 
 
 def clean_c4(doc: Document, stats: ReadStats) -> Document | None:
-    """The C4 heuristics (SPEC §2) as this source's recipe; a dropped document is counted with its reason."""
+    """The C4 page rules (tfds `clean_page` + `is_valid_length`) as a read step; a dropped page is counted
+    with its reason. On by default for `c4_json` sources and available to any (`[sources.X.c4] rules`)."""
     from filters.quality import c4_filter
 
     cleaned, reason = c4_filter(doc.text)

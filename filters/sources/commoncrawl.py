@@ -18,9 +18,15 @@ line; so when the bytes after a block are not the blank line + `WARC/` header th
 reader re-frames that record at the next marker line and counts the repair
 (`wet_content_length_mismatch`) instead of failing the rest of the file.
 
-WET documents shorter than 300 characters are kept (CCNet drops them in its own stage); empty
-`conversion` records are dropped with the reason `empty_conversion`. Records that are not documents
-(warcinfo, request, metadata, …) are counted as `not_document:<type>`.
+WET records are parsed as cc_net's `process_wet_file.parse_doc` does: every line stripped, empty lines
+dropped, the first line is the page title (`meta["title"]`, not part of the text, so it takes no part in
+dedup, LID, perplexity or training), `source_domain` is the URL's netloc, `digest` the
+`WARC-Block-Digest`, and `length`/`nlines` are those of the text without the title. (cc_net's parser
+keeps empty lines inside the content; its line dedup then removes them, the empty line's hash being in
+every page, so the mined text is the same.) Documents shorter than 300 characters are kept (CCNet drops
+them in its own stage); an empty `conversion` record is dropped as `empty_conversion`, one whose content
+is only a title as `wet_title_only`. Records that are not documents (warcinfo, request, metadata, …) are
+counted as `not_document:<type>`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import io
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from filters.document import Document
 from filters.sources.base import ReaderError, ReadStats, basename, decode_utf8
@@ -153,25 +160,43 @@ def _iter_wet_records(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator
             buf += more
 
 
+def wet_content(text: str) -> tuple[str, str]:
+    """`(title, raw_content)` of a WET block as cc_net's `process_wet_file.parse_doc` makes them: every
+    line stripped, empty lines dropped, the first line is the page title and not part of the content."""
+    lines = [stripped for line in text.split("\n") if (stripped := line.strip())]
+    if not lines:
+        return "", ""
+    return lines[0], "\n".join(lines[1:])
+
+
 def read_wet(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[Document]:
-    """WET `conversion` records as documents with url, date, record id and CC's language header in meta."""
+    """WET `conversion` records as documents: the first content line is the title (in meta, not in the
+    text), as cc_net parses them; url, domain, date, record id, block digest and CC's language header."""
     base = basename(name)
     for offset, headers, block in _iter_wet_records(stream, name, stats):
         rec_type = (headers.get_header("WARC-Type") or "").strip()
         if rec_type != "conversion":
             stats.drop(f"not_document:{rec_type or 'unknown'}")
             continue
-        text = decode_utf8(block, stats).replace("\r\n", "\n").strip()
-        if not text:
+        title, text = wet_content(decode_utf8(block, stats).replace("\r\n", "\n"))
+        if not title:
             stats.drop("empty_conversion")
             continue
+        if not text:
+            stats.drop("wet_title_only")
+            continue
+        url = headers.get_header("WARC-Target-URI")
         meta: dict[str, Any] = {
-            "url": headers.get_header("WARC-Target-URI"),
+            "url": url,
+            "title": title,
+            "source_domain": urlsplit(url).netloc if url else None,
             "date": headers.get_header("WARC-Date"),
             "record_id": headers.get_header("WARC-Record-ID"),
             "refers_to": headers.get_header("WARC-Refers-To"),
             "digest": headers.get_header("WARC-Block-Digest"),
             "cc_languages": _languages(headers.get_header("WARC-Identified-Content-Language")),
+            "length": len(text),
+            "nlines": text.count("\n") + 1,
             "file": base,
             "offset": offset,
         }

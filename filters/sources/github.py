@@ -1,7 +1,8 @@
 """GitHub code: JSONL records and local checkouts in; the LLaMA/RedPajama code recipe as the source recipe.
 
 Why: LLaMA keeps only Apache/BSD/MIT files, drops files that look generated or like data (long lines,
-few alphanumerics), removes licence/copyright header comments, and dedups exact copies (SPEC §2).
+few alphanumerics), removes licence/copyright header comments, and dedups exact copies (LLaMA §2.1,
+RedPajama's GitHub script).
 
 Inputs:
 - `read_github`: JSONL (`.jsonl`, `.jsonl.gz`, …) records `{"text", "meta": {"repo_name", "path",
@@ -17,8 +18,8 @@ Inputs:
 Recipe (`clean_github`), each drop with its own reason: licence not in `ALLOWED_LICENCES` (spellings
 normalised by `normalize_licence`), extension not in `ALLOWED_EXTENSIONS`, max line length > 1000,
 mean line length > 100, alphanumeric fraction < 0.25, alphabetic characters per whitespace token < 1.5,
-empty after header removal, and exact duplicate (SHA-256 of the cleaned text) of a file already kept
-with the same `ReadStats` (one reader run; the pipeline dedups across files).
+empty after header removal. The SHA-256 of the cleaned text goes to `meta["content_sha256"]`; exact
+duplicates are removed across the whole source by the build (`exact_dedup`, on for `github` sources).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -67,8 +67,6 @@ ALLOWED_FILENAMES = frozenset({"makefile", "dockerfile", "cmakelists.txt", "gemf
 
 _VCS_DIRS = frozenset({".git", ".hg", ".svn"})
 _LICENCE_FILE = re.compile(r"^(?:un)?licen[cs]e(?:[.-].*)?$|^copying(?:[.-].*)?$", re.I)
-
-_SEEN: dict[int, set[bytes]] = {}
 
 
 # ---------------------------------------------------------------------------------------------- licences
@@ -305,17 +303,11 @@ def quality_reason(text: str) -> str | None:
     return None
 
 
-def _seen_for(stats: ReadStats) -> set[bytes]:
-    """Content hashes kept so far in this run (keyed by the run's ReadStats, freed with it)."""
-    key = id(stats)
-    if key not in _SEEN:
-        _SEEN[key] = set()
-        weakref.finalize(stats, _SEEN.pop, key, None)
-    return _SEEN[key]
-
-
 def clean_github(doc: Document, stats: ReadStats) -> Document | None:
-    """Licence allowlist, extension allowlist, header removal, quality heuristics, exact dedup."""
+    """Licence allowlist, extension allowlist, header removal, quality heuristics (the GitHub recipe).
+
+    Exact dedup on the file content is the build's whole-source stage (`exact_dedup`, on by default for
+    `github` sources), not a per-file set here: a recipe sees one document at a time."""
     licence = doc.meta.get("licence") or normalize_licence(doc.meta.get("license"))
     if licence is None:
         stats.drop("licence_unknown")
@@ -331,13 +323,8 @@ def clean_github(doc: Document, stats: ReadStats) -> Document | None:
     if reason:
         stats.drop(reason)
         return None
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    seen = _seen_for(stats)
-    if digest in seen:
-        stats.drop("exact_duplicate")
-        return None
-    seen.add(digest)
-    meta = {**doc.meta, "licence": licence, "content_sha256": digest.hex()}
+    digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+    meta = {**doc.meta, "licence": licence, "content_sha256": digest}
     if text != doc.text:
         meta["header_removed"] = True
     return Document(id=doc.id, source=doc.source, text=text, meta=meta)

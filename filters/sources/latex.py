@@ -8,7 +8,8 @@
   including arguments. RedPajama only expands argument-less macros; we expand them all.
 - `body_between_section_and_bibliography`: drop everything before the first sectioning command
   (`\\chapter|\\section|\\subsection|\\subsubsection|\\paragraph|\\subparagraph`, the regex RedPajama
-  meant to write) and from the bibliography on.
+  meant to write) that is used in the document body (not named as an argument in the preamble, e.g.
+  `\\titleformat{\\section}`), and from the bibliography on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ _COMMENT = re.compile(r"(?<!\\)((?:\\\\)*)%.*$", re.MULTILINE)
 _COMMENT_ONLY_LINE = re.compile(r"^[ \t]*%.*\n", re.MULTILINE)
 _COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?\\end\{comment\}", re.DOTALL)
 _INPUT = re.compile(r"\\(input|include)\s*(?:\{([^{}]+)\}|\s([^\s{}\\]+))")
-_SECTION = re.compile(r"\\(?:chapter|section|subsection|subsubsection|paragraph|subparagraph)\b\*?")
+_SECTION = re.compile(r"\\(?:chapter|section|subsection|subsubsection|paragraph|subparagraph)(?![A-Za-z@])")
+_SECTION_USE = re.compile(r"\s*[*\[{]")  # what follows a sectioning command that is used, not named
+_BEGIN_DOCUMENT = re.compile(r"\\begin\s*\{document\}")
+_BRACE = re.compile(r"\\.|[{}]", re.DOTALL)
 _BIBLIOGRAPHY = re.compile(r"\\begin\{thebibliography\}|\\bibliography(?:style)?\s*\{|\\printbibliography\b")
 _NEWCOMMAND = re.compile(r"\\(?:re)?(?:new|provide)command\s*\*?\s*")
 _DEF = re.compile(r"\\(?:long\s*\\|global\s*\\)*[gex]?def\s*\\([A-Za-z@]+)")
@@ -261,12 +265,35 @@ def expand_macros(text: str) -> str:
     return text
 
 
+def first_section(text: str) -> int | None:
+    """Offset of the first sectioning command that is USED in the document body, or None.
+
+    Used: followed by `*`, `[` or `{` and not inside another command's braces — so `\\section` in
+    `\\titlespacing*{\\section}{…}`, `\\titleformat{\\section}` or `\\renewcommand{\\section}` (preamble
+    staples) is not a section. Body: after `\\begin{document}` when the source has one.
+    """
+    begin = _BEGIN_DOCUMENT.search(text)
+    pos = begin.end() if begin else 0
+    depth = 0
+    braces = _BRACE.finditer(text, pos)
+    brace = next(braces, None)
+    for m in _SECTION.finditer(text, pos):
+        while brace is not None and brace.start() < m.start():
+            token = brace.group()
+            depth += 1 if token == "{" else -1 if token == "}" else 0
+            depth = max(depth, 0)  # an unbalanced `}` in the body must not hide every later section
+            brace = next(braces, None)
+        if depth == 0 and _SECTION_USE.match(text, m.end()):
+            return m.start()
+    return None
+
+
 def body_between_section_and_bibliography(text: str) -> str | None:
-    """From the first sectioning command up to the bibliography; None when there is no section."""
-    start = _SECTION.search(text)
+    """From the first sectioning command used in the body up to the bibliography; None without one."""
+    start = first_section(text)
     if start is None:
         return None
-    body = text[start.start() :]
+    body = text[start:]
     end = _BIBLIOGRAPHY.search(body)
     if end is not None:
         body = body[: end.start()]

@@ -45,7 +45,7 @@ READERS: dict[str, ReaderSpec] = {
     for spec in (
         ReaderSpec("wet", "commoncrawl", "filters.sources.commoncrawl:read_wet", None),
         ReaderSpec("warc", "commoncrawl", "filters.sources.commoncrawl:read_warc", None),
-        ReaderSpec("c4_json", "c4", "filters.sources.c4:read_c4_json", "filters.sources.c4:clean_c4"),
+        ReaderSpec("c4_json", "c4", "filters.sources.c4:read_c4_json", None),  # C4 rules: a setting
         ReaderSpec(
             "github",
             "github",

@@ -390,11 +390,10 @@ class WikitextRenderer:
                 line = _PAREN_CLOSE_PUNCT.sub(")", _PAREN_OPEN_PUNCT.sub("(", line))
             blocks.append((0, line))
         # Space clean-up over all prose at once (the patterns never cross a newline): one call, not one a line.
-        prose = iter(
-            _SPACE_BEFORE_PUNCT.sub(
-                r"\1", _SPACES.sub(" ", "\n".join(ln for lvl, ln in blocks if not lvl))
-            ).split("\n")
-        )
+        joined = "\n".join(ln for lvl, ln in blocks if not lvl)
+        if "[" in joined or "]" in joined:
+            joined = remove_unmatched_brackets(joined)
+        prose = iter(_SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", joined)).split("\n"))
         blocks = [(lvl, ln) if lvl else (0, next(prose).strip()) for lvl, ln in blocks]
         blocks = [(lvl, ln) for lvl, ln in blocks if lvl or _ALNUM.search(ln)]
         kept: list[str] = []
@@ -407,6 +406,45 @@ class WikitextRenderer:
                     continue  # a heading whose section is empty
             kept.append(line)
         return "\n".join(kept)
+
+
+_BRACKET_TOKEN = re.compile(r"\[\[|\]\]|\[|\]")
+
+
+def remove_unmatched_brackets(text: str) -> str:
+    """Drop link markup an editor left unbalanced (`[[Foo`, `[[Foo]`, `Foo]]`), keeping the words.
+
+    Every well-formed link was rendered already; what is left pairs up line by line: `[[`…`]]` and
+    `[`…`]` that match (`[sic]`, a literal `[[x]]` from a nowiki block) stay, every bracket that has no
+    partner of its own kind goes.
+    """
+    out: list[str] = []
+    for line in text.split("\n"):
+        if "[" not in line and "]" not in line:
+            out.append(line)
+            continue
+        tokens = list(_BRACKET_TOKEN.finditer(line))
+        opened: list[int] = []
+        unmatched: set[int] = set()
+        for i, tok in enumerate(tokens):
+            t = tok.group()
+            if t[0] == "[":
+                opened.append(i)
+            elif opened and tokens[opened[-1]].group() == "[" * len(t):
+                opened.pop()
+            else:
+                unmatched.add(i)
+        unmatched.update(opened)
+        if not unmatched:
+            out.append(line)
+            continue
+        pieces, pos = [], 0
+        for i in sorted(unmatched):
+            pieces.append(line[pos : tokens[i].start()])
+            pos = tokens[i].end()
+        pieces.append(line[pos:])
+        out.append("".join(pieces))
+    return "\n".join(out)
 
 
 def _child_text(elem, name: str) -> str | None:

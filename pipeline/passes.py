@@ -1,0 +1,296 @@
+"""The three passes over a source's input files; only small records travel between them.
+
+1. `HashFileFn` reads a file and emits what must be counted across the source: line-hash records per
+   hash shard, text digests for whole-text exact dedup, and how many documents it admitted.
+2. `MineFileFn` reads the same file again with its verdicts (the duplicated hashes it contains, its exact
+   duplicates), runs the chain (`filters.ccnet.Miner`), spills the survivors to a temporary Parquet file of
+   its own, and emits MinHash band keys, per-file counts and dead letters (to a file of its own too).
+3. `WritePartFn` reads the spills of one output part, drops the near-duplicates, sorts by id and writes
+   the part under the staging folder.
+
+A file is never moved: workers read it where it is, so the runner's buffers and Dataflow's shuffle carry
+hashes, digests, band keys and ids — not text. Every pass checks that it saw what the previous one did and
+fails naming the file otherwise (a file changed between passes, a spill missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+
+from filters.ccnet import HashPass, Miner, length_drop, text_digest
+from filters.dedup import DuplicatedLines, split_by_shard
+from filters.document import Document
+from filters.sources.source_file import SourceFile
+from manifests import storage
+from manifests.corpus import (
+    KEPT,
+    READ,
+    ROW_GROUP_ROWS,
+    dropped,
+    parquet_bytes,
+    part_name,
+    repaired,
+    row_meta,
+    stat,
+    to_table,
+)
+from manifests.schema import SourceConfig
+from pipeline.linededup import scope_key
+from pipeline.read import InputFile, node_id
+
+SPILL = "spill"
+DEAD = "dead"
+PARTS = "parts"
+
+# Tags of the passes' side outputs.
+LINES = "lines"
+DIGESTS = "digests"
+ADMITTED = "admitted"
+BANDS = "bands"
+COUNTS = "counts"
+SPILLED = "spilled"
+
+
+def spill_path(tmp_dir: str, file_index: int) -> str:
+    return storage.join(tmp_dir, SPILL, f"{file_index:05d}.parquet")
+
+
+def dead_path(tmp_dir: str, file_index: int) -> str:
+    return storage.join(tmp_dir, DEAD, f"{file_index:05d}.jsonl")
+
+
+def _source_file(cfg: SourceConfig, item: InputFile) -> SourceFile:
+    return SourceFile(cfg.reader, item.path, item.is_dir, c4_rules=cfg.c4.rules, opener=storage.open_read)
+
+
+class HashFileFn(beam.DoFn):
+    """Pass 1 over one input file."""
+
+    def __init__(self, cfg: SourceConfig, chunk_docs: int = 2048) -> None:
+        self.cfg = cfg
+        self.chunk_docs = chunk_docs
+
+    def _records(self, hp: HashPass, item: InputFile, chunk: list[Document]) -> Iterator[Any]:
+        cc = self.cfg.ccnet
+        for shard, recs in split_by_shard(hp.line_records(chunk), cc.dedup_shards):
+            key = scope_key(item.index, shard, cc.dedup_shards, cc.dedup_scope)
+            yield beam.pvalue.TaggedOutput(LINES, (key, (item.index, recs)))
+
+    def process(self, item: InputFile) -> Iterator[Any]:
+        hp = HashPass(self.cfg)
+        chunk: list[Document] = []
+        admitted = 0
+        for doc in _source_file(self.cfg, item):
+            if not hp.admit(doc):
+                continue
+            admitted += 1
+            if self.cfg.exact_dedup:
+                yield beam.pvalue.TaggedOutput(DIGESTS, (text_digest(doc.text), node_id(doc.id, item.index)))
+            if hp.rule is not None:
+                chunk.append(doc)
+                if len(chunk) >= self.chunk_docs:
+                    yield from self._records(hp, item, chunk)
+                    chunk = []
+        if chunk:
+            yield from self._records(hp, item, chunk)
+        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, admitted))
+
+
+class _Spill:
+    """Survivors of one file, streamed to a local Parquet file, then copied to the staging folder."""
+
+    def __init__(self) -> None:
+        fd, self.local = tempfile.mkstemp(prefix="corral-spill-", suffix=".parquet")
+        os.close(fd)
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def add(self, docs: list[Document]) -> None:
+        if not docs:
+            return
+        table = to_table(docs)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.local, table.schema, compression="zstd", compression_level=1)
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows += len(docs)
+
+    def commit(self, target: str) -> None:
+        if self.writer is None:
+            from manifests.corpus import SCHEMA
+
+            pq.write_table(SCHEMA.empty_table(), self.local)
+        else:
+            self.writer.close()
+        storage.copy_atomic(self.local, target)
+        os.remove(self.local)
+
+
+class MineFileFn(beam.DoFn):
+    """Pass 2 over one input file, with its verdicts (see the module docstring)."""
+
+    def __init__(self, source: str, cfg: SourceConfig, tmp_dir: str, models: dict[str, Any]) -> None:
+        self.source = source
+        self.cfg = cfg
+        self.tmp_dir = tmp_dir
+        self.models = (
+            models  # paths: "langid", "lms" {lang: {sp_model, kenlm_model, p30, p60}}, "wikiref", "badwords"
+        )
+
+    def setup(self) -> None:
+        from filters.scoring import DocumentScorer, LanguageModelFiles, ScoringModels
+
+        cc = self.cfg.ccnet
+        scorer = None
+        if cc.enabled and (cc.langid or cc.perplexity or cc.wikiref):
+            m = self.models
+            lms = {
+                lang: LanguageModelFiles(
+                    storage.local_copy(e["sp_model"]),
+                    storage.local_copy(e["kenlm_model"]),
+                    e["p30"],
+                    e["p60"],
+                )
+                for lang, e in m.get("lms", {}).items()
+            }
+            loaded = ScoringModels.load(
+                langid=cc.langid,
+                lid_model=storage.local_copy(m["langid"]) if m.get("langid") else None,
+                lms=lms if cc.perplexity else None,
+                wikiref_model=storage.local_copy(m["wikiref"]) if cc.wikiref else None,
+                badword_files=m.get("badwords") or None,
+            )
+            scorer = DocumentScorer(cc, loaded)
+        hasher = None
+        if self.cfg.minhash.enabled:
+            from filters.minhash import MinHasher
+
+            mh = self.cfg.minhash
+            hasher = MinHasher(
+                num_perm=mh.num_perm, ngram=mh.ngram, seed=mh.seed, shingle_hash=mh.shingle_hash
+            )
+        self._miner = Miner(self.cfg, scorer, hasher)
+        self._broadcast_parts: list | None = None
+        self._broadcast = DuplicatedLines.union([])
+
+    def _broadcast_set(self, parts: list[DuplicatedLines]) -> DuplicatedLines:
+        if parts is not self._broadcast_parts:  # merged once per side-input value, not once per file
+            self._broadcast = DuplicatedLines.union(list(parts))
+            self._broadcast_parts = parts
+        return self._broadcast
+
+    def process(
+        self, element: tuple[int, dict[str, list]], broadcast: list[DuplicatedLines]
+    ) -> Iterator[Any]:
+        index, joined = element
+        item: InputFile = joined["file"][0]
+        exact = set(joined.get("exact", []))
+        duplicated = [self._broadcast_set(broadcast), DuplicatedLines.union(list(joined.get("lines", [])))]
+        expected = joined.get("admitted", [None])
+        sf = _source_file(self.cfg, item)
+        spill = _Spill()
+        dead = []
+        counts: Counter[str] = Counter()
+        admitted = 0
+        chunk: list[Document] = []
+        batch = self.cfg.ccnet.batch_size
+
+        def mine(docs: list[Document]) -> Iterator[Any]:
+            mined = self._miner.mine(docs, exact, duplicated)
+            for reason, n in mined.dropped.items():
+                counts[dropped(reason)] += n
+            for name, n in mined.stats.items():
+                counts[stat(name)] += n
+            spill.add(mined.kept)
+            for doc, keys in zip(mined.kept, mined.band_keys, strict=False):
+                node = node_id(doc.id, index)
+                for key in keys:
+                    yield beam.pvalue.TaggedOutput(BANDS, (key, node))
+
+        for doc in sf:
+            if length_drop(doc, self.cfg) is None:
+                admitted += 1
+            chunk.append(doc)
+            if len(chunk) >= batch:
+                yield from mine(chunk)
+                chunk = []
+                dead.extend(sf.take_dead_letters())
+        if chunk:
+            yield from mine(chunk)
+        dead.extend(sf.take_dead_letters())
+        if expected[0] is not None and expected[0] != admitted:
+            raise RuntimeError(
+                f"{item.path}: pass 1 admitted {expected[0]} documents, pass 2 {admitted}: the file changed "
+                "between the passes (or its reader is not deterministic); refusing to build from it"
+            )
+        counts[READ] += sf.read
+        for reason, n in sf.dropped.items():
+            counts[dropped(reason)] += n
+        for what, n in sf.repaired.items():
+            counts[repaired(what)] += n
+        spill.commit(spill_path(self.tmp_dir, index))
+        lines = "".join(json.dumps(d.to_json_dict(), sort_keys=True, ensure_ascii=False) + "\n" for d in dead)
+        storage.write_text_atomic(dead_path(self.tmp_dir, index), lines)
+        yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts)))
+        yield beam.pvalue.TaggedOutput(SPILLED, (item.part, (index, spill.rows, len(dead))))
+
+
+class WritePartFn(beam.DoFn):
+    """Pass 3: one output part from the spills of its files, near-duplicates dropped, sorted by id."""
+
+    def __init__(self, source: str, tmp_dir: str, part_files: dict[int, list[int]], n_parts: int) -> None:
+        self.source = source
+        self.tmp_dir = tmp_dir
+        self.part_files = part_files
+        self.n_parts = n_parts
+
+    def process(self, element: tuple[int, dict[str, list]]) -> Iterator[Any]:
+        part, joined = element
+        spilled = {index: rows for index, rows, _dead in joined.get("spills", [])}
+        expected = self.part_files[part]
+        missing = [i for i in expected if i not in spilled]
+        if missing:
+            raise RuntimeError(
+                f"source {self.source!r}, part {part}: no pass-2 output for input file(s) {missing}; "
+                "refusing to write a part that would lose their documents"
+            )
+        drops: set[tuple[str, int]] = set()
+        for node in joined.get("drops", []):
+            doc_id, _, file_index = node.rpartition("\x00")
+            drops.add((doc_id, int(file_index)))
+        docs: list[Document] = []
+        for index in expected:
+            table = pq.read_table(storage.open_read(spill_path(self.tmp_dir, index)))
+            if table.num_rows != spilled[index]:
+                raise RuntimeError(
+                    f"source {self.source!r}: spill of input file {index} holds {table.num_rows} rows, "
+                    f"pass 2 wrote {spilled[index]}"
+                )
+            kept = near = 0
+            for row in table.to_pylist():
+                if (row["id"], index) in drops:
+                    near += 1
+                    continue
+                kept += 1
+                docs.append(Document(row["id"], row["source"], row["text"], row_meta(row)))
+            counts = {KEPT: kept, dropped("near_duplicate"): near} if near else {KEPT: kept}
+            yield beam.pvalue.TaggedOutput(COUNTS, (index, counts))
+        if not docs:
+            return
+        data = parquet_bytes(docs)
+        name = part_name(part, self.n_parts)
+        storage.write_atomic(storage.join(self.tmp_dir, PARTS, name), data)
+        yield {
+            "file": name,
+            "rows": len(docs),
+            "bytes": len(data),
+            "sha256": storage.sha256_bytes(data),
+            "text_bytes": sum(len(d.text.encode("utf-8", errors="replace")) for d in docs),
+        }
