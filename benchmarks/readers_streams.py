@@ -6,7 +6,7 @@ reader can beat, so the ratio says how much of the reader's time is parsing. The
 ../shared/data are small, so each is repeated (gzip members concatenate into one valid file) to get
 a few MB; both timings are taken side by side in the same run, best of `REPEATS`.
 
-Usage: python -m benchmarks.readers_a [SHARED_DATA]
+Usage: python -m benchmarks.readers_streams [SHARED_DATA]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ time(decompress only) / time(reader [+ recipe]) measured side by side in one run
 reader is as fast as just decompressing the file, the floor no reader can beat).
 `wikipedia_links_scan_vs_full_parse: N.NNx` = time(mwparserfromhell parse + filter_external_links, what
 the reader used to do per page) / time(`external_links`, the regex scan that replaced it), same pages.
-Run: `python -m benchmarks.readers_b` (needs ../shared/data).
+Run: `python -m benchmarks.readers_markup` (needs ../shared/data).
 """
 
 from __future__ import annotations
