@@ -1,4 +1,4 @@
-"""The TOML job description (DESIGN "Manifest"), validated with pydantic before any work starts.
+"""The TOML job description, validated with pydantic before any work starts.
 
 A manifest names the output folder, the seed, and one `[sources.NAME]` table per source with its reader,
 input globs and mixture weight, plus optional stage settings (`ccnet`, `minhash`, `exact_dedup`). Errors
