@@ -35,11 +35,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install
+bench: install bench-peers
 	$(BIN)/python -m benchmarks.filters
 	$(BIN)/python -m benchmarks.readers
-	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.ccnet_chain
 	$(BIN)/python -m benchmarks.model --quick
+
+# The pinned datatrove venv that benchmarks.ccnet_chain.py compares against (build/peers/venv).
+.PHONY: bench-peers
+bench-peers:
+	bash scripts/peer_venv.sh
 
 clean:
 	rm -rf build demo_out .pytest_cache

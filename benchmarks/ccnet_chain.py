@@ -1,25 +1,25 @@
-"""Benchmark: the CCNet chain through Beam vs the same `filters/` calls in a plain loop, and whole builds.
+"""Benchmark: the CCNet chain through the Beam build vs the same `filters/` calls in a plain loop, and whole builds.
 
 Prints ratio lines measured side by side in this run:
-  ccnet_chain_beam_vs_bare: X.XXx       documents per CPU-second (per core), Beam (FnApiRunner, 1 worker,
-                                        start-up included) / plain loop; median of --reps back-to-back pairs
-                                        (a shared machine's load drifts: all pair ratios are printed)
+  ccnet_chain_beam_vs_bare: X.XXx       documents per CPU-second, `corral build` of one WET source
+                                        (FnApiRunner, 1 worker, in this process, start-up included) / the
+                                        same work in one loop: read, hash pass, verdicts, mining pass
+                                        (length, line dedup, LID, perplexity), Parquet of the survivors;
+                                        median of --reps back-to-back pairs (all pair ratios are printed)
   ccnet_chain_beam_vs_bare_wall: X.XXx  the same with wall-clock time (noisier on a shared machine)
-  build_2_vs_1_workers: X.XXx           whole-build documents/s, 2 workers / 1 worker
+  build_2_vs_1_workers: X.XXx           whole-build documents/s (chain + MinHash), 2 workers / 1 worker
   vs_datatrove: X.XXx                   Beam chain documents per CPU-second / datatrove's (its run: the
                                         first --datatrove-docs of the same documents, as a WET file)
-plus absolute rates, Beam's fixed start-up and peak memory. The chain is read WET + length filter +
-normalise + line hash + global line dedup + LID + perplexity (perplexity when an LM exists: --lm-dir,
+plus absolute rates, Beam's fixed start-up and peak memory. Perplexity runs when an LM exists (--lm-dir,
 default build/demo/lm from `make demo`). Documents: original synthetic English pages (tests/build_corpus.py),
 2 shared boilerplate lines each.
 
-datatrove (never a project dependency) runs as a subprocess from a scratch venv when one exists:
-  python3.11 -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install datatrove fasttext-numpy2-wheel kenlm \
-      sentencepiece warcio regex fasteners faust-cchardet python-magic
-Its side is datatrove's WarcReader, LanguageFilter (ft176 backend on corral's lid.176 file) and
-KenlmModel perplexity (cc_net style, on corral's SentencePiece + KenLM files) in a LocalPipelineExecutor;
-datatrove has no CCNet line-dedup block, so that step is a PipelineStep calling corral's filters.dedup.
-Run: python benchmarks/pipeline.py [--docs 25000] [--reps 4] [--lm-dir build/demo/lm] [--datatrove-python PY]
+datatrove (never a project dependency) runs as a subprocess from the pinned peer venv that
+`make bench-peers` creates (build/peers/venv). Its side is datatrove's WarcReader, LanguageFilter (ft176
+backend on corral's lid.176 file) and KenlmModel perplexity (cc_net style, on corral's SentencePiece +
+KenLM files) in a LocalPipelineExecutor; datatrove has no CCNet line-dedup block, so that step is a
+PipelineStep calling corral's filters.dedup with cc_net's counting.
+Run: python -m benchmarks.ccnet_chain [--docs 25000] [--reps 4] [--lm-dir build/demo/lm] [--datatrove-python PY]
 """
 
 from __future__ import annotations
@@ -34,27 +34,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-# This file is named like the `pipeline` package: take its own folder off the path so the package wins.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-import apache_beam as beam  # noqa: E402
-from apache_beam.metrics import Metrics, MetricsFilter  # noqa: E402
 from build_corpus import BOILERPLATE, paragraph, wet_record  # noqa: E402
 
-from filters.dedup import document_line_hashes, remove_duplicate_lines  # noqa: E402
 from filters.document import Document  # noqa: E402
-from filters.langid import LanguageIdentifier, passes_threshold  # noqa: E402
 from manifests.lm_index import LMIndex  # noqa: E402
-from manifests.schema import CCNetSettings  # noqa: E402
-from pipeline.ccnet import CCNet  # noqa: E402
-from pipeline.options import make_runner, pipeline_options  # noqa: E402
+from manifests.schema import SourceConfig  # noqa: E402
 
 
 def make_docs(n: int) -> list[Document]:
@@ -66,69 +57,78 @@ def make_docs(n: int) -> list[Document]:
     return docs
 
 
-def bare_chain(docs: list[Document], settings: CCNetSettings, lm_dir: str | None) -> int:
-    """The same filters/ calls, in one Python loop (the baseline)."""
-    lid = LanguageIdentifier()
-    docs = [d for d in docs if len(d.text) >= settings.min_length]
-    hashes = [document_line_hashes(d.text) for d in docs]
-    counts: Counter[int] = Counter()
-    for hs in hashes:
-        counts.update(hs)
-    dup = {h for h, c in counts.items() if c >= 2}
-    texts = [remove_duplicate_lines(d.text, dup, hs).text for d, hs in zip(docs, hashes, strict=True)]
-    texts = [t for t in texts if t.strip()]
-    kept = []
-    for i in range(0, len(texts), settings.batch_size):
-        batch = texts[i : i + settings.batch_size]
-        for t, (lang, score) in zip(batch, lid.predict_batch(batch), strict=True):
-            if passes_threshold(lang, score, settings.lang_threshold, settings.languages or None) is None:
-                kept.append((t, lang))
-    if settings.perplexity and lm_dir:
-        import os
+def chain_config(wet: Path, perplexity: bool, minhash: bool = False) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "reader": "wet",
+            "inputs": [str(wet)],
+            "weight": 1.0,
+            "ccnet": {"perplexity": perplexity, "wikiref": False, "keep_buckets": ["head", "middle", "tail"]},
+            "minhash": {"enabled": minhash},
+        }
+    )
 
-        from filters.perplexity import PerplexityScorer
 
-        entry = LMIndex.read_from(lm_dir).languages["en"]
-        scorer = PerplexityScorer(
-            os.path.join(lm_dir, entry.sp_model), os.path.join(lm_dir, entry.kenlm_model)
+def bare_chain(wet: Path, cfg: SourceConfig, lm_dir: str | None) -> int:
+    """The build's work in one loop of the same `filters/` calls (the baseline): two reads of the file."""
+    from filters.ccnet import HashPass, Miner
+    from filters.dedup import DuplicatedLines, merge_line_records
+    from filters.langid import LanguageIdentifier
+    from filters.scoring import DocumentScorer, ScoringModels
+    from filters.sources.source_file import SourceFile
+    from manifests.corpus import parquet_bytes
+
+    hp = HashPass(cfg)
+    docs = [d for d in SourceFile("wet", str(wet)) if hp.admit(d)]
+    records = [hp.line_records(docs[i : i + 2048]) for i in range(0, len(docs), 2048)]
+    duplicated = [DuplicatedLines.from_records(merge_line_records(records))]
+    lms = {}
+    if cfg.ccnet.perplexity and lm_dir:
+        from filters.scoring import LanguageModelFiles
+
+        e = LMIndex.read_from(lm_dir).languages["en"]
+        lms["en"] = LanguageModelFiles(
+            os.path.join(lm_dir, e.sp_model), os.path.join(lm_dir, e.kenlm_model), e.p30, e.p60
         )
-        scorer.perplexity_batch([t for t, _ in kept])
+    models = ScoringModels(lid=LanguageIdentifier())
+    if lms:
+        models = ScoringModels.load(langid=True, lms=lms)
+    miner = Miner(cfg, DocumentScorer(cfg.ccnet, models))
+    kept: list[Document] = []
+    batch = cfg.ccnet.batch_size
+    chunk: list[Document] = []
+    for doc in SourceFile("wet", str(wet)):
+        chunk.append(doc)
+        if len(chunk) >= batch:
+            kept += miner.mine(chunk, (), duplicated).kept
+            chunk = []
+    kept += miner.mine(chunk, (), duplicated).kept
+    parquet_bytes(kept)
     return len(kept)
 
 
-def read_docs(wet: Path) -> list[Document]:
-    from filters.sources.base import ReadStats
-    from filters.sources.commoncrawl import read_wet
+def beam_chain(wet: Path, cfg: SourceConfig, lm_dir: str | None) -> int:
+    """`corral build` of the same file with the same settings, in this process; returns the documents kept."""
+    from pipeline.build import main as build_main
 
-    with open(wet, "rb") as f:
-        return list(read_wet(f, str(wet), ReadStats()))
+    out = Path(tempfile.mkdtemp(prefix="corral-bench-out-"))
+    extra = ""
+    if lm_dir:
+        extra = f'[lm]\noutput = "{lm_dir}"\n[sources.wikipedia]\nreader = "wikipedia_xml"\ninputs = ["{wet}"]\nweight = 1\n'
+    manifest = out / "m.toml"
+    manifest.write_text(
+        f'output = "{out}"\nseed = 1\n[sources.cc]\nreader = "wet"\ninputs = ["{wet}"]\nweight = 1.0\n'
+        f"[sources.cc.ccnet]\nperplexity = {str(cfg.ccnet.perplexity).lower()}\nwikiref = false\n"
+        'keep_buckets = ["head", "middle", "tail"]\n'
+        f"[sources.cc.minhash]\nenabled = {str(cfg.minhash.enabled).lower()}\n{extra}"
+    )
+    if build_main(["--manifest", str(manifest), "--sources", "cc", "--direct_num_workers", "1"]) != 0:
+        raise SystemExit("the Beam build failed")
+    kept = json.loads((out / "cc" / "manifest.json").read_text())["kept"]
+    import shutil
 
-
-def bare_from_file(wet: Path, settings: CCNetSettings, lm_dir: str | None) -> int:
-    return bare_chain(read_docs(wet), settings, lm_dir)
-
-
-KEPT = Metrics.counter("bench", "kept")
-
-
-def _count_kept(_doc: Document) -> None:
-    KEPT.inc()
-
-
-def beam_chain(wet: Path, settings: CCNetSettings, lm_dir: str | None) -> int:
-    """The same chain in Beam, reading the same file (beam.Create would pickle every document into the graph).
-
-    Returns the documents kept, counted by a metric (a counting Map: no extra stage in the sink).
-    """
-    from pipeline.read import InputFile, ReadSource
-
-    opts = pipeline_options([])
-    with beam.Pipeline(runner=make_runner(opts), options=opts) as p:
-        read = p | ReadSource("commoncrawl", "wet", [InputFile(str(wet), wet.stat().st_size)])
-        out, _counts = read.docs | CCNet("commoncrawl", settings, lm_dir)
-        _ = out | "Kept" >> beam.Map(_count_kept)
-    counters = p.result.metrics().query(MetricsFilter().with_name("kept"))["counters"]
-    return sum(c.committed for c in counters)
+    shutil.rmtree(out)
+    return kept
 
 
 def write_wet(docs: list[Document], path: Path) -> Path:
@@ -179,7 +179,7 @@ class LineDedup(PipelineStep):
         hashes = [document_line_hashes(d.text) for d in docs]
         counts = Counter()
         for hs in hashes:
-            counts.update(hs)
+            counts.update(set(hs))  # cc_net: a document counts a hash once
         dup = {h for h, c in counts.items() if c >= 2}
         for d, hs in zip(docs, hashes):
             d.text = remove_duplicate_lines(d.text, dup, hs).text
@@ -233,7 +233,7 @@ print(json.dumps(OUT))
 '''
 
 
-def datatrove_chain(python: str, wet: Path, settings: CCNetSettings, lm_dir: str) -> dict:
+def datatrove_chain(python: str, wet: Path, cfg: SourceConfig, lm_dir: str) -> dict:
     """Run the chain with datatrove in its own venv; returns {kept, wall, cpu} measured inside it."""
     from filters.langid import default_model_path
 
@@ -247,8 +247,8 @@ def datatrove_chain(python: str, wet: Path, settings: CCNetSettings, lm_dir: str
         os.path.join(lm_dir, entry.sp_model),
         os.path.join(lm_dir, entry.kenlm_model),
         str(REPO),
-        str(settings.min_length),
-        str(settings.lang_threshold),
+        str(cfg.ccnet.min_length),
+        str(cfg.ccnet.lang_threshold),
     ]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=600)
     if result.returncode != 0:
@@ -270,8 +270,7 @@ def build_rate(n_docs: int, workers: int, tmp: Path) -> float:
         wet.write_bytes(b"".join(pages))
         (tmp / "m.toml").write_text(
             f'output = "out"\nseed = 1\n[sources.cc]\nreader = "wet"\ninputs = ["{wet}"]\nweight = 1.0\n'
-            '[sources.cc.ccnet]\nenabled = true\nperplexity = false\nlanguages = ["en"]\n'
-            "[sources.cc.minhash]\nenabled = true\n"
+            "[sources.cc.ccnet]\nperplexity = false\nwikiref = false\n"
         )
     out = tmp / f"out{workers}"
     argv = ["--manifest", str(tmp / "m.toml"), "--output", str(out), "--direct_num_workers", str(workers)]
@@ -285,27 +284,27 @@ def main() -> int:
     ap.add_argument("--build-docs", type=int, default=8000)
     default_lm = REPO / "build" / "demo" / "lm"
     ap.add_argument("--lm-dir", default=str(default_lm) if (default_lm / "lm.json").exists() else None)
-    ap.add_argument("--datatrove-python", default="/tmp/dtvenv/bin/python")
+    ap.add_argument("--datatrove-python", default=str(REPO / "build" / "peers" / "venv" / "bin" / "python"))
     ap.add_argument("--datatrove-docs", type=int, default=10000, help="the first N documents (it is slower)")
     args = ap.parse_args()
     import logging
 
     logging.disable(logging.WARNING)
-    settings = CCNetSettings(enabled=True, languages=["en"], perplexity=bool(args.lm_dir))
     docs = make_docs(args.docs)
     scratch = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     small = write_wet(docs[:50], scratch / "warm.wet")
     wet = write_wet(docs, scratch / "chain.wet")
+    settings = chain_config(wet, perplexity=bool(args.lm_dir))
     beam_chain(small, settings, args.lm_dir)  # warm-up: imports, model load
     startup = min(clocked(beam_chain, small, settings, args.lm_dir)[1] for _ in range(2))
     pairs = []
     for i in range(args.reps):  # back to back, order alternating (ABBA): drifting load hits both sides
         if i % 2 == 0:
-            b = clocked(bare_from_file, wet, settings, args.lm_dir)
+            b = clocked(bare_chain, wet, settings, args.lm_dir)
             m = clocked(beam_chain, wet, settings, args.lm_dir)
         else:
             m = clocked(beam_chain, wet, settings, args.lm_dir)
-            b = clocked(bare_from_file, wet, settings, args.lm_dir)
+            b = clocked(bare_chain, wet, settings, args.lm_dir)
         if b[2] != m[2]:
             raise SystemExit(f"the two sides disagree: bare kept {b[2]} documents, Beam {m[2]}")
         pairs.append((b, m))
@@ -313,7 +312,7 @@ def main() -> int:
     cpu_ratio = statistics.median(b[1] / m[1] for b, m in pairs)
     wall_ratio = statistics.median(b[0] / m[0] for b, m in pairs)
     bare_cpu, beam_cpu = min(b[1] for b, _ in pairs), min(m[1] for _, m in pairs)
-    what = "read+normalise+hash+line-dedup+LID" + ("+perplexity" if args.lm_dir else "")
+    what = "read x2+hash+line-dedup+LID" + ("+perplexity" if args.lm_dir else "") + "+Parquet"
     print(
         f"ccnet_chain ({what}), {n} docs, {args.reps} pairs: bare {n / bare_cpu:.0f} docs/CPU-s, "
         f"beam {n / beam_cpu:.0f} docs/CPU-s (best runs); pair ratios (CPU) "
@@ -341,9 +340,7 @@ def main() -> int:
     if not args.lm_dir:
         print("vs_datatrove: not measured (no LM: pass --lm-dir, or run `make demo` first)")
     elif not Path(args.datatrove_python).exists():
-        print(
-            f"vs_datatrove: not measured ({args.datatrove_python} does not exist; see this file's docstring)"
-        )
+        print(f"vs_datatrove: not measured ({args.datatrove_python} does not exist: run `make bench-peers`)")
     else:
         try:
             dt_docs = min(args.datatrove_docs, n)
