@@ -5,8 +5,9 @@
 2. `MineFileFn` reads the same file again with its verdicts (the duplicated hashes it contains, its exact
    duplicates), runs the chain (`filters.ccnet.Miner`), spills the survivors to a temporary Parquet file of
    its own, and emits MinHash band keys, per-file counts and dead letters (to a file of its own too).
-3. `WritePartFn` reads the spills of one output part, drops the near-duplicates, sorts by id and writes
-   the part under the staging folder.
+3. `WritePartFn` reads the spills of one output part, drops the near-duplicates and the second copies of
+   an id (the same page in two dumps: the first file's copy is kept), sorts by id and writes the part under
+   the staging folder.
 
 A file is never moved: workers read it where it is, so the runner's buffers and Dataflow's shuffle carry
 hashes, digests, band keys and ids — not text. Every pass checks that it saw what the previous one did and
@@ -44,7 +45,7 @@ from manifests.corpus import (
 )
 from manifests.schema import SourceConfig
 from pipeline.linededup import scope_key
-from pipeline.read import InputFile, node_id
+from pipeline.read import InputFile, node_id, parse_node
 
 SPILL = "spill"
 DEAD = "dead"
@@ -55,8 +56,17 @@ LINES = "lines"
 DIGESTS = "digests"
 ADMITTED = "admitted"
 BANDS = "bands"
+IDS = "ids"
+
+# Drops pass 3 applies, by the name of their input in its join (the drop reason is the same).
+PART_DROPS = ("duplicate_id", "near_duplicate")
 COUNTS = "counts"
 SPILLED = "spilled"
+
+# What travels between the passes, in payload bytes (without the runner's framing): a line record is an
+# 8-byte hash, an 8-byte document key and a flag; counted into the manifest's stats for the cost model.
+LINE_RECORD_BYTES = 17
+SMALL_RECORD_BYTES = stat("small_record_bytes")
 
 
 def spill_path(tmp_dir: str, file_index: int) -> str:
@@ -82,18 +92,22 @@ class HashFileFn(beam.DoFn):
         cc = self.cfg.ccnet
         for shard, recs in split_by_shard(hp.line_records(chunk), cc.dedup_shards):
             key = scope_key(item.index, shard, cc.dedup_shards, cc.dedup_scope)
+            self._bytes += 16 + LINE_RECORD_BYTES * len(recs)
             yield beam.pvalue.TaggedOutput(LINES, (key, (item.index, recs)))
 
     def process(self, item: InputFile) -> Iterator[Any]:
         hp = HashPass(self.cfg)
         chunk: list[Document] = []
         admitted = 0
+        self._bytes = 0
         for doc in _source_file(self.cfg, item):
             if not hp.admit(doc):
                 continue
             admitted += 1
             if self.cfg.exact_dedup:
-                yield beam.pvalue.TaggedOutput(DIGESTS, (text_digest(doc.text), node_id(doc.id, item.index)))
+                node = node_id(doc.id, item.index)
+                self._bytes += 20 + len(node)
+                yield beam.pvalue.TaggedOutput(DIGESTS, (text_digest(doc.text), node))
             if hp.rule is not None:
                 chunk.append(doc)
                 if len(chunk) >= self.chunk_docs:
@@ -101,7 +115,7 @@ class HashFileFn(beam.DoFn):
                     chunk = []
         if chunk:
             yield from self._records(hp, item, chunk)
-        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, admitted))
+        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes)))
 
 
 class _Spill:
@@ -193,7 +207,7 @@ class MineFileFn(beam.DoFn):
         item: InputFile = joined["file"][0]
         exact = set(joined.get("exact", []))
         duplicated = [self._broadcast_set(broadcast), DuplicatedLines.union(list(joined.get("lines", [])))]
-        expected = joined.get("admitted", [None])
+        expected, pass1_bytes = (joined.get("admitted") or [(None, 0)])[0]
         sf = _source_file(self.cfg, item)
         spill = _Spill()
         dead = []
@@ -209,8 +223,13 @@ class MineFileFn(beam.DoFn):
             for name, n in mined.stats.items():
                 counts[stat(name)] += n
             spill.add(mined.kept)
+            for doc in mined.kept:
+                node = node_id(doc.id, index)
+                counts[SMALL_RECORD_BYTES] += len(doc.id) + len(node)
+                yield beam.pvalue.TaggedOutput(IDS, (doc.id, node))
             for doc, keys in zip(mined.kept, mined.band_keys, strict=False):
                 node = node_id(doc.id, index)
+                counts[SMALL_RECORD_BYTES] += len(keys) * (16 + len(node))
                 for key in keys:
                     yield beam.pvalue.TaggedOutput(BANDS, (key, node))
 
@@ -225,12 +244,13 @@ class MineFileFn(beam.DoFn):
         if chunk:
             yield from mine(chunk)
         dead.extend(sf.take_dead_letters())
-        if expected[0] is not None and expected[0] != admitted:
+        if expected is not None and expected != admitted:
             raise RuntimeError(
-                f"{item.path}: pass 1 admitted {expected[0]} documents, pass 2 {admitted}: the file changed "
+                f"{item.path}: pass 1 admitted {expected} documents, pass 2 {admitted}: the file changed "
                 "between the passes (or its reader is not deterministic); refusing to build from it"
             )
         counts[READ] += sf.read
+        counts[SMALL_RECORD_BYTES] += pass1_bytes
         for reason, n in sf.dropped.items():
             counts[dropped(reason)] += n
         for what, n in sf.repaired.items():
@@ -261,10 +281,11 @@ class WritePartFn(beam.DoFn):
                 f"source {self.source!r}, part {part}: no pass-2 output for input file(s) {missing}; "
                 "refusing to write a part that would lose their documents"
             )
-        drops: set[tuple[str, int]] = set()
-        for node in joined.get("drops", []):
-            doc_id, _, file_index = node.rpartition("\x00")
-            drops.add((doc_id, int(file_index)))
+        drops: dict[tuple[str, int], str] = {}
+        for reason in PART_DROPS:
+            for node in joined.get(reason, []):
+                doc_id, file_index = parse_node(node)
+                drops.setdefault((doc_id, file_index), reason)
         docs: list[Document] = []
         for index in expected:
             table = pq.read_table(storage.open_read(spill_path(self.tmp_dir, index)))
@@ -273,15 +294,15 @@ class WritePartFn(beam.DoFn):
                     f"source {self.source!r}: spill of input file {index} holds {table.num_rows} rows, "
                     f"pass 2 wrote {spilled[index]}"
                 )
-            kept = near = 0
+            counts: Counter[str] = Counter()
             for row in table.to_pylist():
-                if (row["id"], index) in drops:
-                    near += 1
+                reason = drops.get((row["id"], index))
+                if reason:
+                    counts[dropped(reason)] += 1
                     continue
-                kept += 1
+                counts[KEPT] += 1
                 docs.append(Document(row["id"], row["source"], row["text"], row_meta(row)))
-            counts = {KEPT: kept, dropped("near_duplicate"): near} if near else {KEPT: kept}
-            yield beam.pvalue.TaggedOutput(COUNTS, (index, counts))
+            yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts)))
         if not docs:
             return
         data = parquet_bytes(docs)
