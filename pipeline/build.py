@@ -35,8 +35,10 @@ from pipeline.passes import (
     BANDS,
     COUNTS,
     DIGESTS,
+    IDS,
     LINES,
     SPILLED,
+    CountReceived,
     HashFileFn,
     MineFileFn,
     WritePartFn,
@@ -184,6 +186,7 @@ def add_source(
     mine_inputs: dict[str, beam.PCollection] = {"file": by_index}
     broadcast: beam.PCollection | None = None
     path_counts = []
+    arrived = []  # per-file counts of the small records that reached their next stage
     if rule is not None or cfg.exact_dedup:
         hashed = inputs | f"HashPass{n}" >> beam.ParDo(HashFileFn(cfg)).with_outputs(LINES, DIGESTS, ADMITTED)
         mine_inputs["admitted"] = hashed[ADMITTED]
@@ -192,10 +195,12 @@ def add_source(
             verdicts = hashed[LINES] | f"LineDedup{n}" >> LineVerdicts(
                 source, cc.dedup_shards, cc.broadcast_max_hashes
             )
+            arrived.append(hashed[LINES] | f"Arrived{LINES}{n}" >> CountReceived(LINES))
             broadcast = verdicts[BROADCAST]
             mine_inputs["lines"] = verdicts[PER_FILE]
             path_counts.append(verdicts["paths"])
         if cfg.exact_dedup:
+            arrived.append(hashed[DIGESTS] | f"Arrived{DIGESTS}{n}" >> CountReceived(DIGESTS))
             mine_inputs["exact"] = (
                 hashed[DIGESTS]
                 | f"ExactDuplicates{n}" >> ExactDuplicates()
@@ -210,15 +215,24 @@ def add_source(
         >> beam.ParDo(
             MineFileFn(source, cfg, tmp_dir, model_paths(manifest, source)),
             broadcast=beam.pvalue.AsList(broadcast),
-        ).with_outputs(BANDS, COUNTS, SPILLED)
+        ).with_outputs(BANDS, IDS, COUNTS, SPILLED)
     )
     part_of = {f.index: f.part for f in files}
-    part_inputs: dict[str, beam.PCollection] = {"spills": mined[SPILLED]}
+
+    def to_part(node: str) -> tuple[int, str]:
+        return part_of[parse_node(node)[1]], node
+
+    part_inputs: dict[str, beam.PCollection] = {
+        "spills": mined[SPILLED],
+        "duplicate_id": mined[IDS]
+        | f"DuplicateIds{n}" >> ExactDuplicates()
+        | f"IdToPart{n}" >> beam.Map(to_part),
+    }
+    arrived.append(mined[IDS] | f"Arrived{IDS}{n}" >> CountReceived(IDS))
     if cfg.minhash.enabled:
-        part_inputs["drops"] = (
-            mined[BANDS]
-            | f"NearDuplicates{n}" >> NearDuplicates()
-            | f"DropToPart{n}" >> beam.Map(lambda node: (part_of[parse_node(node)[1]], node))
+        arrived.append(mined[BANDS] | f"Arrived{BANDS}{n}" >> CountReceived(BANDS))
+        part_inputs["near_duplicate"] = (
+            mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates() | f"NearToPart{n}" >> beam.Map(to_part)
         )
     part_files: dict[int, list[int]] = {}
     for f in files:
@@ -231,7 +245,7 @@ def add_source(
             COUNTS, main="parts"
         )
     )
-    counts = (mined[COUNTS], written[COUNTS]) | f"AllCounts{n}" >> beam.Flatten()
+    counts = (mined[COUNTS], written[COUNTS], *arrived) | f"AllCounts{n}" >> beam.Flatten()
     paths = path_counts[0] if path_counts else p | f"NoPaths{n}" >> beam.Create([])
     header = source_header(manifest, source, files)
     _ = (
@@ -250,7 +264,7 @@ def add_source(
 def explain(manifest: Manifest, names: list[str]) -> str:
     """The effective settings of each source as TOML: every key, marked where the manifest set it (the
     rest is the reader's recipe, `manifests.schema.RECIPES`, or the stage default)."""
-    lines = [f"# {manifest.path}: effective settings (\"# set\" = written in the manifest)"]
+    lines = [f'# {manifest.path}: effective settings ("# set" = written in the manifest)']
     for name in names:
         cfg = manifest.sources[name]
         explicit = cfg.explicit

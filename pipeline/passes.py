@@ -69,6 +69,48 @@ LINE_RECORD_BYTES = 17
 SMALL_RECORD_BYTES = stat("small_record_bytes")
 
 
+def sent(kind: str) -> str:
+    """Counts key: records of `kind` a pass emitted for a file (checked against what arrived)."""
+    return f"sent.{kind}"
+
+
+def received(kind: str) -> str:
+    return f"received.{kind}"
+
+
+class CountReceived(beam.PTransform):
+    """Counts, per input file, the records of `kind` that reached the next stage: `(file, {received.kind: n})`.
+
+    Next to the producers' own counts (`sent.kind`) this turns records lost between stages — a worker's
+    output cut short, a bundle retried without its outputs — into a loud failure instead of weaker dedup.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        key = received(self.kind)
+        if self.kind == LINES:
+            file_of = _line_record_file
+        else:
+            file_of = _node_file
+        return (
+            records
+            | "File" >> beam.Map(lambda r: (file_of(r), 1))
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "AsCounts" >> beam.MapTuple(lambda index, n: (index, {key: n}))
+        )
+
+
+def _line_record_file(record: tuple[int, tuple[int, Any]]) -> int:
+    return record[1][0]
+
+
+def _node_file(record: tuple[Any, str]) -> int:
+    return parse_node(record[1])[1]
+
+
 def spill_path(tmp_dir: str, file_index: int) -> str:
     return storage.join(tmp_dir, SPILL, f"{file_index:05d}.parquet")
 
@@ -93,6 +135,7 @@ class HashFileFn(beam.DoFn):
         for shard, recs in split_by_shard(hp.line_records(chunk), cc.dedup_shards):
             key = scope_key(item.index, shard, cc.dedup_shards, cc.dedup_scope)
             self._bytes += 16 + LINE_RECORD_BYTES * len(recs)
+            self._sent[LINES] += 1
             yield beam.pvalue.TaggedOutput(LINES, (key, (item.index, recs)))
 
     def process(self, item: InputFile) -> Iterator[Any]:
@@ -100,6 +143,7 @@ class HashFileFn(beam.DoFn):
         chunk: list[Document] = []
         admitted = 0
         self._bytes = 0
+        self._sent: Counter[str] = Counter()
         for doc in _source_file(self.cfg, item):
             if not hp.admit(doc):
                 continue
@@ -107,6 +151,7 @@ class HashFileFn(beam.DoFn):
             if self.cfg.exact_dedup:
                 node = node_id(doc.id, item.index)
                 self._bytes += 20 + len(node)
+                self._sent[DIGESTS] += 1
                 yield beam.pvalue.TaggedOutput(DIGESTS, (text_digest(doc.text), node))
             if hp.rule is not None:
                 chunk.append(doc)
@@ -115,7 +160,7 @@ class HashFileFn(beam.DoFn):
                     chunk = []
         if chunk:
             yield from self._records(hp, item, chunk)
-        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes)))
+        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes, dict(self._sent))))
 
 
 class _Spill:
@@ -207,7 +252,7 @@ class MineFileFn(beam.DoFn):
         item: InputFile = joined["file"][0]
         exact = set(joined.get("exact", []))
         duplicated = [self._broadcast_set(broadcast), DuplicatedLines.union(list(joined.get("lines", [])))]
-        expected, pass1_bytes = (joined.get("admitted") or [(None, 0)])[0]
+        expected, pass1_bytes, pass1_sent = (joined.get("admitted") or [(None, 0, {})])[0]
         sf = _source_file(self.cfg, item)
         spill = _Spill()
         dead = []
@@ -226,10 +271,12 @@ class MineFileFn(beam.DoFn):
             for doc in mined.kept:
                 node = node_id(doc.id, index)
                 counts[SMALL_RECORD_BYTES] += len(doc.id) + len(node)
+                counts[sent(IDS)] += 1
                 yield beam.pvalue.TaggedOutput(IDS, (doc.id, node))
             for doc, keys in zip(mined.kept, mined.band_keys, strict=False):
                 node = node_id(doc.id, index)
                 counts[SMALL_RECORD_BYTES] += len(keys) * (16 + len(node))
+                counts[sent(BANDS)] += len(keys)
                 for key in keys:
                     yield beam.pvalue.TaggedOutput(BANDS, (key, node))
 
@@ -251,6 +298,8 @@ class MineFileFn(beam.DoFn):
             )
         counts[READ] += sf.read
         counts[SMALL_RECORD_BYTES] += pass1_bytes
+        for kind, n in pass1_sent.items():
+            counts[sent(kind)] += n
         for reason, n in sf.dropped.items():
             counts[dropped(reason)] += n
         for what, n in sf.repaired.items():

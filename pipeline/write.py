@@ -37,6 +37,20 @@ def _unbalanced(per_file: dict[int, Counter[str]], files: list[InputFile]) -> li
     return out
 
 
+def _lost_records(per_file: dict[int, Counter[str]], files: list[InputFile]) -> list[str]:
+    """Files for which fewer small records arrived than their pass emitted (see `passes.CountReceived`)."""
+    out = []
+    for f in files:
+        c = per_file.get(f.index, Counter())
+        for key, n in c.items():
+            if key.startswith("sent."):
+                kind = key.removeprefix("sent.")
+                got = c[f"received.{kind}"]
+                if got != n:
+                    out.append(f"{f.path} ({kind}: {n} sent, {got} arrived)")
+    return out
+
+
 def line_dedup_path(paths: dict[str, int]) -> str | None:
     """How line dedup ran: `broadcast`, `per_file`, or `mixed (…)` when the shards chose differently."""
     paths = {p: n for p, n in paths.items() if p != NONE}
@@ -65,6 +79,7 @@ class FinalizeFn(beam.DoFn):
             per_file.setdefault(index, Counter()).update(c)
             total.update(c)
         short = _unbalanced(per_file, self.files)
+        lost = _lost_records(per_file, self.files)
         header = dict(self.header)
         header["inputs"] = [
             {**entry, "read": per_file.get(f.index, Counter())[READ]}
@@ -79,6 +94,11 @@ class FinalizeFn(beam.DoFn):
         tmp_dir = storage.join(self.out_dir, TMP)
         dead_file, n_dead = self._gather_dead_letters(tmp_dir)
         try:
+            if lost:
+                raise BalanceError(
+                    f"source {self.source!r}: small records were lost between the passes for "
+                    f"{len(lost)} input file(s): " + "; ".join(lost[:20])
+                )
             if short:
                 raise BalanceError(
                     f"accounting does not balance for source {self.source!r} in {len(short)} input file(s): "

@@ -329,3 +329,25 @@ def test_reader_alone_gets_the_papers_recipe(tmp_path: Path) -> None:
     assert (
         cc.ccnet.min_length == 300 and cc.ccnet.lang_threshold == 0.5 and cc.ccnet.wikiref_threshold == 0.25
     )
+
+
+def test_small_records_lost_in_transit_fail_the_build(tmp_path: Path, monkeypatch) -> None:
+    """A line-hash record that never reaches the hash shards would silently weaken dedup: the per-file
+    sent/arrived counts turn it into a failure naming the file."""
+    from pipeline import passes
+
+    real = passes.HashFileFn.process
+
+    def drop_one(self, item):
+        lost = False
+        for out in real(self, item):
+            if not lost and getattr(out, "tag", None) == passes.LINES:
+                lost = True
+                continue
+            yield out
+
+    monkeypatch.setattr(passes.HashFileFn, "process", drop_one)
+    rng = __import__("random").Random(4)
+    pages = [(f"http://t.example/{i}", paragraph(rng, 3)) for i in range(10)]
+    with pytest.raises(Exception, match=r"small records were lost.*in\.warc\.wet \(lines: \d+ sent"):
+        _cc_build(tmp_path, pages)
