@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks import readers_a, readers_b
+from benchmarks import readers_streams, readers_markup
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CORRAL_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -20,7 +20,7 @@ def main() -> int:
     if not SHARED_DATA.is_dir():
         print(f"readers benchmark skipped: {SHARED_DATA} not found", file=sys.stderr)
         return 0
-    for line in readers_a.run(SHARED_DATA) + readers_b.run(SHARED_DATA):
+    for line in readers_streams.run(SHARED_DATA) + readers_markup.run(SHARED_DATA):
         print(line, flush=True)
     return 0
 

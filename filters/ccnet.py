@@ -30,6 +30,7 @@ from filters.dedup import (
     document_line_hashes,
     line_records,
     remove_duplicate_lines,
+    sha1_u64,
 )
 from filters.document import Document
 from filters.quality import REASON_TOO_FEW_SENTENCES_AFTER_DEDUP, enough_sentences
@@ -51,17 +52,11 @@ def text_digest(text: str) -> bytes:
     return hashlib.sha1(text.encode("utf-8", errors="replace")).digest()
 
 
-def _u64(data: bytes) -> int:
-    return int.from_bytes(data[:8], "little")
-
-
 def document_key(doc: Document, rule: DedupRule, exact_dedup: bool) -> int:
     """The key that tells documents apart when their line hashes are counted (see `filters.dedup`)."""
     if rule is DedupRule.TFDS:
         return c4_page_key(doc.meta.get("url"), doc.id)
-    if exact_dedup:
-        return _u64(text_digest(doc.text))  # exact copies (one survives) count once
-    return _u64(hashlib.sha1(doc.id.encode("utf-8", errors="replace")).digest())
+    return sha1_u64(doc.text if exact_dedup else doc.id)  # with exact dedup, exact copies count once
 
 
 def length_drop(doc: Document, cfg: Any) -> str | None:

@@ -33,13 +33,15 @@ class DedupRule(StrEnum):
     TFDS = "tfds"
 
 
-def line_hash(line: str) -> int:
-    """SHA1 of the (already normalised) line's UTF-8, first 8 bytes as a little-endian uint64.
+def sha1_u64(text: str) -> int:
+    """SHA1 of the text's UTF-8, first 8 bytes as a little-endian uint64: cc_net's line-hash layout, and the
+    stable hash of ids (splits, document keys). Lone surrogates are replaced rather than crashing."""
+    return int.from_bytes(_sha1(text.encode("utf-8", errors="replace")).digest()[:8], "little")
 
-    Lone surrogates (possible in text decoded with surrogateescape) are replaced rather than crashing.
-    """
-    data = line.encode("utf-8", errors="replace")
-    return int.from_bytes(_sha1(data).digest()[:8], "little")
+
+def line_hash(line: str) -> int:
+    """The hash of an (already normalised) line (cc_net `dedup.str_hash`)."""
+    return sha1_u64(line)
 
 
 def c4_line_hash(line: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(slots=True)
 class Document:
-    """A document as DESIGN.md defines it: `id` is stable (derived from the input), `meta` is free-form."""
+    """A document: `id` is stable (derived from the input), `meta` is free-form."""
 
     id: str
     source: str

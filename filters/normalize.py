@@ -1,4 +1,4 @@
-"""CCNet's text normalisation (SPEC §3), in the two forms CCNet uses.
+"""CCNet's text normalisation (cc_net `text_normalizer.py`), in the two forms CCNet uses.
 
 `normalize_for_dedup` feeds line hashing: case-folded, digits collapsed, CCNet's Unicode punctuation
 and control characters deleted; accents and ASCII punctuation kept. `normalize_for_lm` feeds the

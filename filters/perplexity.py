@@ -1,4 +1,4 @@
-"""CCNet perplexity scoring (SPEC §3): SentencePiece pieces of LM-normalised text scored by a KenLM 5-gram.
+"""CCNet perplexity scoring (cc_net `perplexity.py`): SentencePiece pieces of LM-normalised text scored by a KenLM 5-gram.
 
 Training follows CCNet's LM step per language: normalise reference text (Wikipedia) → train a unigram
 SentencePiece model → tokenise → `lmplz -o 5` → `build_binary`. The corpus goes through temporary
@@ -9,7 +9,6 @@ perplexities (cc_net `PerplexityBucket(30, 60)`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -35,8 +34,9 @@ def is_heldout(doc_id: str, fraction: float) -> bool:
     out of LM training (scoring the training text itself would put every unseen page above the cut-offs)."""
     if fraction <= 0:
         return False
-    h = int.from_bytes(hashlib.sha1(doc_id.encode("utf-8", errors="replace")).digest()[:8], "little")
-    return h < fraction * 2**64
+    from filters.dedup import sha1_u64
+
+    return sha1_u64(doc_id) < fraction * 2**64
 
 
 class LMTrainingError(RuntimeError):

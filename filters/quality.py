@@ -1,4 +1,4 @@
-"""C4 quality heuristics (SPEC §2 C4), as tensorflow/datasets `text/c4_utils.py` implements them.
+"""C4 quality heuristics (LLaMA §2.1 "C4"), as tensorflow/datasets `text/c4_utils.py` implements them.
 
 Values and order are tfds `clean_page` + `is_valid_length` (NOT datatrove's C4QualityFilter, which swaps
 the 3 and the 5):

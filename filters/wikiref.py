@@ -1,5 +1,5 @@
 """The LLaMA/RedPajama "Wikipedia reference" classifier: a fastText linear model telling pages that
-Wikipedia cites (or, as a proxy, Wikipedia-like text) from random Common Crawl pages (SPEC §2).
+Wikipedia cites (or, as a proxy, Wikipedia-like text) from random Common Crawl pages (LLaMA §2.1; RedPajama's CC classifier).
 
 RedPajama keeps CommonCrawl pages with `P(wiki) >= 0.25`.
 """
@@ -139,10 +139,9 @@ class WikiRefClassifier:
                     raise RuntimeError(f"fastText training of the wiki-ref classifier failed: {error}")
                 params["lr"] /= 2  # SGD diverged: retry with a smaller step
             os.replace(tmp_model, out)
-        import fasttext
+        from filters.langid import quiet_fasttext
 
-        fasttext.FastText.eprint = lambda *_args, **_kw: None
-        model = fasttext.load_model(str(out))
+        model = quiet_fasttext().load_model(str(out))
         return cls(model)
 
     @classmethod

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -26,6 +28,7 @@ from manifests import storage
 MANIFEST = "manifest.json"
 DEAD_LETTERS = "dead_letters.jsonl"
 ROW_GROUP_ROWS = 8192
+ROW_GROUP_TEXT_BYTES = 64 << 20  # a row group of books would otherwise hold gigabytes
 
 SCHEMA = pa.schema(
     [
@@ -70,8 +73,9 @@ class DocumentLike(Protocol):
     meta: dict[str, Any]
 
 
-def part_name(index: int, parts: int) -> str:
-    return f"part-{index:05d}-of-{parts:05d}.parquet"
+def part_name(group: int, seq: int = 0) -> str:
+    """`part-GGGGG-SSS.parquet`: the output group (input files it comes from) and its sequence within it."""
+    return f"part-{group:05d}-{seq:03d}.parquet"
 
 
 def _column_value(key: str, value: Any) -> Any:
@@ -94,13 +98,82 @@ def to_table(docs: Iterable[DocumentLike]) -> pa.Table:
     return pa.table(cols, schema=SCHEMA)
 
 
+_PARQUET_SETTINGS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+
+
 def parquet_bytes(docs: Iterable[DocumentLike]) -> bytes:
     """A Parquet part of documents sorted by id, written with fixed settings (same rows → same bytes)."""
     buf = io.BytesIO()
-    pq.write_table(
-        to_table(docs), buf, row_group_size=ROW_GROUP_ROWS, compression="zstd", compression_level=3
-    )
+    pq.write_table(to_table(docs), buf, row_group_size=ROW_GROUP_ROWS, **_PARQUET_SETTINGS)
     return buf.getvalue()
+
+
+class PartWriter:
+    """Rows (dicts of `SCHEMA`, already in id order) streamed into parts `part-GGGGG-SSS.parquet` of a group.
+
+    Row groups of `ROW_GROUP_ROWS` rows (fewer when they reach `ROW_GROUP_TEXT_BYTES`); a new part starts once the current one holds `max_text_bytes` of
+    text (checked at row-group boundaries), so the cuts depend on the rows only and the same rows give the
+    same files. Each part is written to a local temporary file and moved to `folder` atomically.
+    Memory: one row group.
+    """
+
+    def __init__(self, folder: str, group: int, max_text_bytes: int) -> None:
+        self.folder = folder
+        self.group = group
+        self.max_text_bytes = max_text_bytes
+        self.entries: list[dict[str, Any]] = []
+        self._rows: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._local = ""
+        self._part_rows = 0
+        self._part_text = 0
+        self._group_text = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        size = len(row["text"].encode("utf-8", errors="replace"))
+        self._part_text += size
+        self._group_text += size
+        if len(self._rows) >= ROW_GROUP_ROWS or self._group_text >= ROW_GROUP_TEXT_BYTES:
+            self._write_group()
+            if self._part_text >= self.max_text_bytes:
+                self._close_part()
+
+    def _write_group(self) -> None:
+        if not self._rows:
+            return
+        if self._writer is None:
+            fd, self._local = tempfile.mkstemp(prefix="corral-part-", suffix=".parquet")
+            os.close(fd)
+            self._writer = pq.ParquetWriter(self._local, SCHEMA, **_PARQUET_SETTINGS)
+        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self._part_rows += len(self._rows)
+        self._rows, self._group_text = [], 0
+
+    def _close_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        name = part_name(self.group, len(self.entries))
+        self.entries.append(
+            {
+                "file": name,
+                "rows": self._part_rows,
+                "bytes": os.path.getsize(self._local),
+                "sha256": storage.sha256_of(self._local),
+                "text_bytes": self._part_text,
+            }
+        )
+        storage.copy_atomic(self._local, storage.join(self.folder, name))
+        os.remove(self._local)
+        self._writer, self._part_rows, self._part_text = None, 0, 0
+
+    def close(self) -> list[dict[str, Any]]:
+        """Flush the last row group and part; returns the parts' manifest entries."""
+        self._write_group()
+        self._close_part()
+        return self.entries
 
 
 def row_meta(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,7 +243,9 @@ class CorpusManifest(BaseModel):
 
         def section(prefix: str) -> dict[str, int]:
             return {
-                k.removeprefix(prefix): int(v) for k, v in sorted(counts.items()) if k.startswith(prefix) and v
+                k.removeprefix(prefix): int(v)
+                for k, v in sorted(counts.items())
+                if k.startswith(prefix) and v
             }
 
         drops = section(_DROPPED)
@@ -233,6 +308,25 @@ def iter_batches(
         with storage.open_read(path) as f:
             pf = pq.ParquetFile(f)
             yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def row_groups(folder: str, manifest: CorpusManifest | None = None) -> list[tuple[str, int, int]]:
+    """`(part path, row-group index, rows)` of every row group of a complete source, in manifest order
+    (footers only), for readers that visit a subset of a source (the tokenizer's sample)."""
+    out = []
+    for path in part_paths(folder, manifest):
+        with storage.open_read(path) as f:
+            meta = pq.ParquetFile(f).metadata
+        out += [(path, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+    return out
+
+
+def iter_row_group(
+    path: str, index: int, columns: list[str] | None = None, batch_rows: int = 1024
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of one row group of a part (streamed)."""
+    with storage.open_read(path) as f:
+        yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, row_groups=[index], columns=columns)
 
 
 def iter_rows(folder: str, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:

@@ -239,6 +239,9 @@ class TokenizerSettings(_Strict):
     sample_chars: int = Field(200_000_000, ge=1)  # characters of corpus text drawn by mixture weight
     threads: int = Field(0, ge=0)  # 0: every core
     seed: int | None = None  # default: the manifest's seed
+    # Row groups of a source are read in a seeded random order until their text is this many times the
+    # source's share of sample_chars; the sample is drawn from those (larger: more spread out, more reading).
+    read_factor: float = Field(2.0, ge=1.0)
 
 
 # Epochs above which `corral shards` refuses a source outright. Muennighoff et al. 2023 ("Scaling

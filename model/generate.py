@@ -8,7 +8,6 @@ Also ``corral generate --checkpoint DIR --prompt TEXT``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,15 +110,10 @@ def generate(
 def load_any(checkpoint: Path, device: str, dtype: torch.dtype | None) -> Llama:
     """A corral model directory or a HF LLaMA directory, told apart by config.json."""
     from model.hf import load_hf
-    from model.io import load_model
+    from model.io import is_hf_config, load_model, read_json_config
 
-    cfg = checkpoint / "config.json"
-    if not cfg.is_file():
-        raise FileNotFoundError(f"no config.json in checkpoint directory {checkpoint}")
-    try:
-        is_hf = "model_type" in json.loads(cfg.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{cfg}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    _, config = read_json_config(checkpoint)
+    is_hf = is_hf_config(config)
     if is_hf:
         return load_hf(checkpoint, device=device, dtype=dtype)
     return load_model(checkpoint, device=device, dtype=dtype)

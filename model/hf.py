@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from model.io import TOKENIZER_NAME, load_model, write_dir_atomic
+from model.io import TOKENIZER_NAME, load_model, read_json_config, write_dir_atomic
 from model.llama import Llama, LlamaConfig
 
 # Our parameter name ↔ HF LlamaForCausalLM name; "{}" is the layer index.
@@ -204,13 +204,7 @@ def load_hf(
 ) -> Llama:
     """Load a HF LLaMA checkpoint directory (single or sharded safetensors / .bin) as our ``Llama``."""
     directory = Path(directory)
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"no config.json in {directory}")
-    try:
-        hf = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{config_path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    config_path, hf = read_json_config(directory)
     config = config_from_hf(hf, where=str(config_path))
     sd: dict[str, torch.Tensor] = {}
     for path in _weight_files(directory):

@@ -87,21 +87,26 @@ def save_model(
     return directory
 
 
-def read_config(directory: str | os.PathLike[str]) -> LlamaConfig:
-    """The LlamaConfig of a corral model directory, with errors that name the file."""
+def read_json_config(directory: str | os.PathLike[str]) -> tuple[Path, Any]:
+    """`config.json` of a model directory (ours or Hugging Face's), parsed; errors name the file."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in model directory {directory}")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        return path, json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+
+
+def is_hf_config(config: Any) -> bool:
+    return isinstance(config, dict) and "model_type" in config
+
+
+def read_config(directory: str | os.PathLike[str]) -> LlamaConfig:
+    """The LlamaConfig of a corral model directory, with errors that name the file."""
+    path, meta = read_json_config(directory)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        hint = (
-            " (a Hugging Face checkpoint: use model.hf.load_hf)"
-            if isinstance(meta, dict) and "model_type" in meta
-            else ""
-        )
+        hint = " (a Hugging Face checkpoint: use model.hf.load_hf)" if is_hf_config(meta) else ""
         raise ValueError(f"{path}: not a corral model config (expected format {FORMAT!r}){hint}")
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(

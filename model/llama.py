@@ -1,6 +1,6 @@
 """LLaMA (Touvron et al. 2023, arXiv:2302.13971 §2.2) in one readable file.
 
-The architecture is exactly LLaMA-1 (SPEC §6): pre-normalisation with RMSNorm (eps 1e-5), SwiGLU feed-forward
+The architecture is exactly LLaMA-1 (arXiv:2302.13971 §2.2): pre-normalisation with RMSNorm (eps 1e-5), SwiGLU feed-forward
 with hidden size ``multiple_of * ceil(int(8 * dim / 3) / multiple_of)``, rotary position embeddings
 (theta 10,000), no biases anywhere, untied input/output embeddings. Grouped-query attention (``n_kv_heads``)
 and tied embeddings are optional extras so that LLaMA-2/3-style and small HF checkpoints load too.
@@ -58,7 +58,7 @@ class LlamaConfig:
     n_kv_heads: int | None = None  # None = n_heads (multi-head attention, as in LLaMA-1)
     vocab_size: int = 32000
     multiple_of: int = 256  # SwiGLU hidden size is rounded up to a multiple of this
-    ffn_hidden: int | None = None  # None = the SPEC §6 rule; set explicitly to load other checkpoints
+    ffn_hidden: int | None = None  # None = LLaMA's 256·ceil(int(8d/3)/256) rule; set explicitly to load other checkpoints
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     max_seq_len: int = 2048
@@ -143,7 +143,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def permute_meta_to_hf(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Reorder wq/wk rows from Meta's adjacent-pair RoPE layout to the rotate_half layout used here (SPEC §6)."""
+    """Reorder wq/wk rows from Meta's adjacent-pair RoPE layout to the rotate_half layout used here (HF `convert_llama_weights_to_hf.permute`)."""
     out_features, in_features = w.shape
     head_dim = out_features // n_heads
     return w.view(n_heads, head_dim // 2, 2, in_features).transpose(1, 2).reshape(out_features, in_features)
@@ -333,7 +333,7 @@ class Llama(nn.Module):
         return n
 
     def flops_per_token(self, seq_len: int) -> int:
-        """Training FLOPs per token, SPEC §7 (nanoGPT / torchtitan): 6·N_non-embedding + 12·L·d·T."""
+        """Training FLOPs per token (the nanoGPT / torchtitan MFU convention): 6·N_non-embedding + 12·L·d·T."""
         cfg = self.config
         return 6 * self.num_params(non_embedding=True) + 12 * cfg.n_layers * cfg.dim * seq_len
 

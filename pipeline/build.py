@@ -241,7 +241,7 @@ def add_source(
         part_inputs
         | f"JoinPart{n}" >> beam.CoGroupByKey()
         | f"WritePass{n}"
-        >> beam.ParDo(WritePartFn(source, tmp_dir, part_files, max(part_files) + 1)).with_outputs(
+        >> beam.ParDo(WritePartFn(source, tmp_dir, part_files, cfg.shard_bytes)).with_outputs(
             COUNTS, main="parts"
         )
     )

@@ -16,9 +16,8 @@ fails naming the file otherwise (a file changed between passes, a spill missing)
 
 from __future__ import annotations
 
+import heapq
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -34,14 +33,11 @@ from manifests import storage
 from manifests.corpus import (
     KEPT,
     READ,
-    ROW_GROUP_ROWS,
+    PartWriter,
     dropped,
     parquet_bytes,
-    part_name,
     repaired,
-    row_meta,
     stat,
-    to_table,
 )
 from manifests.schema import SourceConfig
 from pipeline.linededup import scope_key
@@ -67,6 +63,9 @@ SPILLED = "spilled"
 # 8-byte hash, an 8-byte document key and a flag; counted into the manifest's stats for the cost model.
 LINE_RECORD_BYTES = 17
 SMALL_RECORD_BYTES = stat("small_record_bytes")
+
+RUN_TEXT_BYTES = 32 << 20  # survivors a worker sorts in memory before writing a sorted run
+MERGE_BATCH_ROWS = 256  # rows read at a time from each run while merging a part
 
 
 def sent(kind: str) -> str:
@@ -111,8 +110,8 @@ def _node_file(record: tuple[Any, str]) -> int:
     return parse_node(record[1])[1]
 
 
-def spill_path(tmp_dir: str, file_index: int) -> str:
-    return storage.join(tmp_dir, SPILL, f"{file_index:05d}.parquet")
+def run_path(tmp_dir: str, file_index: int, run: int) -> str:
+    return storage.join(tmp_dir, SPILL, f"{file_index:05d}-{run:04d}.parquet")
 
 
 def dead_path(tmp_dir: str, file_index: int) -> str:
@@ -163,33 +162,43 @@ class HashFileFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes, dict(self._sent))))
 
 
-class _Spill:
-    """Survivors of one file, streamed to a local Parquet file, then copied to the staging folder."""
+class _SortedRuns:
+    """Survivors of one file, as runs sorted by id: up to `RUN_TEXT_BYTES` of text is buffered, sorted and
+    written to the staging folder (`spill/FFFFF-RRRR.parquet`). Memory: one run, whatever the file's size."""
 
-    def __init__(self) -> None:
-        fd, self.local = tempfile.mkstemp(prefix="corral-spill-", suffix=".parquet")
-        os.close(fd)
-        self.writer: pq.ParquetWriter | None = None
+    def __init__(self, tmp_dir: str, file_index: int) -> None:
+        self.tmp_dir = tmp_dir
+        self.file_index = file_index
+        self.runs = 0
         self.rows = 0
+        self._buffer: list[Document] = []
+        self._text = 0
 
     def add(self, docs: list[Document]) -> None:
-        if not docs:
+        self._buffer.extend(docs)
+        self._text += sum(len(d.text) for d in docs)
+        if self._text >= RUN_TEXT_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
             return
-        table = to_table(docs)
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.local, table.schema, compression="zstd", compression_level=1)
-        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.rows += len(docs)
+        path = run_path(self.tmp_dir, self.file_index, self.runs)
+        storage.write_atomic(path, parquet_bytes(self._buffer))  # parquet_bytes sorts by id
+        self.runs += 1
+        self.rows += len(self._buffer)
+        self._buffer, self._text = [], 0
 
-    def commit(self, target: str) -> None:
-        if self.writer is None:
-            from manifests.corpus import SCHEMA
+    def close(self) -> None:
+        self._flush()
 
-            pq.write_table(SCHEMA.empty_table(), self.local)
-        else:
-            self.writer.close()
-        storage.copy_atomic(self.local, target)
-        os.remove(self.local)
+
+def _run_rows(path: str, file_index: int) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """`(id, file, row)` of a sorted run, read a few rows at a time."""
+    with storage.open_read(path) as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=MERGE_BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield row["id"], file_index, row
 
 
 class MineFileFn(beam.DoFn):
@@ -254,7 +263,7 @@ class MineFileFn(beam.DoFn):
         duplicated = [self._broadcast_set(broadcast), DuplicatedLines.union(list(joined.get("lines", [])))]
         expected, pass1_bytes, pass1_sent = (joined.get("admitted") or [(None, 0, {})])[0]
         sf = _source_file(self.cfg, item)
-        spill = _Spill()
+        spill = _SortedRuns(self.tmp_dir, index)
         dead = []
         counts: Counter[str] = Counter()
         admitted = 0
@@ -304,63 +313,56 @@ class MineFileFn(beam.DoFn):
             counts[dropped(reason)] += n
         for what, n in sf.repaired.items():
             counts[repaired(what)] += n
-        spill.commit(spill_path(self.tmp_dir, index))
+        spill.close()
         lines = "".join(json.dumps(d.to_json_dict(), sort_keys=True, ensure_ascii=False) + "\n" for d in dead)
         storage.write_text_atomic(dead_path(self.tmp_dir, index), lines)
         yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts)))
-        yield beam.pvalue.TaggedOutput(SPILLED, (item.part, (index, spill.rows, len(dead))))
+        yield beam.pvalue.TaggedOutput(SPILLED, (item.part, (index, spill.runs, spill.rows)))
 
 
 class WritePartFn(beam.DoFn):
-    """Pass 3: one output part from the spills of its files, near-duplicates dropped, sorted by id."""
+    """Pass 3: the parts of one output group, merged from the sorted runs of its files (near-duplicates and
+    second copies of an id dropped), streamed into `PartWriter` — memory: a few rows per run."""
 
-    def __init__(self, source: str, tmp_dir: str, part_files: dict[int, list[int]], n_parts: int) -> None:
+    def __init__(
+        self, source: str, tmp_dir: str, part_files: dict[int, list[int]], max_text_bytes: int
+    ) -> None:
         self.source = source
         self.tmp_dir = tmp_dir
         self.part_files = part_files
-        self.n_parts = n_parts
+        self.max_text_bytes = max_text_bytes
 
     def process(self, element: tuple[int, dict[str, list]]) -> Iterator[Any]:
-        part, joined = element
-        spilled = {index: rows for index, rows, _dead in joined.get("spills", [])}
-        expected = self.part_files[part]
+        group, joined = element
+        spilled = {index: (runs, rows) for index, runs, rows in joined.get("spills", [])}
+        expected = self.part_files[group]
         missing = [i for i in expected if i not in spilled]
         if missing:
             raise RuntimeError(
-                f"source {self.source!r}, part {part}: no pass-2 output for input file(s) {missing}; "
-                "refusing to write a part that would lose their documents"
+                f"source {self.source!r}, part group {group}: no pass-2 output for input file(s) {missing}; "
+                "refusing to write parts that would lose their documents"
             )
         drops: dict[tuple[str, int], str] = {}
         for reason in PART_DROPS:
             for node in joined.get(reason, []):
                 doc_id, file_index = parse_node(node)
                 drops.setdefault((doc_id, file_index), reason)
-        docs: list[Document] = []
+        runs = [_run_rows(run_path(self.tmp_dir, i, r), i) for i in expected for r in range(spilled[i][0])]
+        counts: dict[int, Counter[str]] = {i: Counter() for i in expected}
+        writer = PartWriter(storage.join(self.tmp_dir, PARTS), group, self.max_text_bytes)
+        for doc_id, index, row in heapq.merge(*runs, key=lambda t: (t[0], t[1])):
+            reason = drops.get((doc_id, index))
+            if reason:
+                counts[index][dropped(reason)] += 1
+            else:
+                counts[index][KEPT] += 1
+                writer.add(row)
         for index in expected:
-            table = pq.read_table(storage.open_read(spill_path(self.tmp_dir, index)))
-            if table.num_rows != spilled[index]:
+            seen = sum(counts[index].values())
+            if seen != spilled[index][1]:
                 raise RuntimeError(
-                    f"source {self.source!r}: spill of input file {index} holds {table.num_rows} rows, "
-                    f"pass 2 wrote {spilled[index]}"
+                    f"source {self.source!r}: the runs of input file {index} hold {seen} rows, "
+                    f"pass 2 wrote {spilled[index][1]}"
                 )
-            counts: Counter[str] = Counter()
-            for row in table.to_pylist():
-                reason = drops.get((row["id"], index))
-                if reason:
-                    counts[dropped(reason)] += 1
-                    continue
-                counts[KEPT] += 1
-                docs.append(Document(row["id"], row["source"], row["text"], row_meta(row)))
-            yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts)))
-        if not docs:
-            return
-        data = parquet_bytes(docs)
-        name = part_name(part, self.n_parts)
-        storage.write_atomic(storage.join(self.tmp_dir, PARTS, name), data)
-        yield {
-            "file": name,
-            "rows": len(docs),
-            "bytes": len(data),
-            "sha256": storage.sha256_bytes(data),
-            "text_bytes": sum(len(d.text.encode("utf-8", errors="replace")) for d in docs),
-        }
+            yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts[index])))
+        yield from writer.close()

@@ -12,7 +12,7 @@ SHARED_DATA = Path(os.environ.get("CORRAL_SHARED_DATA", REPO.parent / "shared" /
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real public samples; tests using this must be marked `realdata`."""
     if not SHARED_DATA.is_dir():

@@ -24,7 +24,7 @@ def write_source(
     for k in range(parts):
         chunk = docs[k::parts]
         data = parquet_bytes(chunk)
-        name = part_name(k, parts)
+        name = part_name(k)
         storage.write_atomic(str(folder / name), data)
         entries.append(
             {"file": name, "rows": len(chunk), "bytes": len(data), "sha256": storage.sha256_bytes(data)}

@@ -254,8 +254,8 @@ def test_hot_line_in_every_document_and_per_file_verdicts_agree_with_broadcast(t
         assert manifest_of(out, "cc")["stats"]["lines_removed"] == 6000  # both copies: a duplicate everywhere
     assert manifest_of(broadcast, "cc")["paths"]["line_dedup"] == "broadcast"
     assert manifest_of(per_file, "cc")["paths"]["line_dedup"] == "per_file"
-    assert (broadcast / "cc" / "part-00000-of-00001.parquet").read_bytes() == (
-        per_file / "cc" / "part-00000-of-00001.parquet"
+    assert (broadcast / "cc" / "part-00000-000.parquet").read_bytes() == (
+        per_file / "cc" / "part-00000-000.parquet"
     ).read_bytes()
 
 
@@ -351,3 +351,20 @@ def test_small_records_lost_in_transit_fail_the_build(tmp_path: Path, monkeypatc
     pages = [(f"http://t.example/{i}", paragraph(rng, 3)) for i in range(10)]
     with pytest.raises(Exception, match=r"small records were lost.*in\.warc\.wet \(lines: \d+ sent"):
         _cc_build(tmp_path, pages)
+
+
+def test_parts_are_cut_by_text_size_and_stay_sorted(tmp_path: Path, monkeypatch) -> None:
+    """A group's output is split into parts of about `shard_bytes` of text, at row-group boundaries; ids
+    stay sorted across the parts (the passes run in this process, so the small row groups take effect)."""
+    from manifests import corpus
+
+    monkeypatch.setattr(corpus, "ROW_GROUP_ROWS", 16)
+    rng = __import__("random").Random(8)
+    pages = [(f"http://p.example/{i:03d}", paragraph(rng, 6)) for i in range(200)]
+    out = _cc_build(tmp_path, pages, "[sources.cc.minhash]\nenabled = false", top="shard_bytes = 20000")
+    m = manifest_of(out, "cc")
+    names = [p["file"] for p in m["parts"]]
+    assert len(names) > 3 and names == [f"part-00000-{i:03d}.parquet" for i in range(len(names))]
+    assert all(p["text_bytes"] >= 20000 for p in m["parts"][:-1])
+    ids = [r["id"] for r in rows(out, "cc")]
+    assert ids == sorted(ids) and len(ids) == m["kept"] == sum(p["rows"] for p in m["parts"])

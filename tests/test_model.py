@@ -61,7 +61,7 @@ def test_paper_presets_on_meta_device(name: str, paper_params: float, ffn: int) 
     grown = _rss_bytes() - before
     assert all(p.is_meta for p in model.parameters())
     assert grown < 256 * 1024**2, f"building {name} on meta grew RSS by {grown / 1e6:.0f} MB"
-    assert model.config.ffn_hidden == ffn  # SPEC §6 table, from the 256·ceil(int(8d/3)/256) rule
+    assert model.config.ffn_hidden == ffn  # LLaMA Table 2, from the 256·ceil(int(8d/3)/256) rule
     assert model.config.vocab_size == 32000
     assert abs(model.num_params() / paper_params - 1) < 0.01
 

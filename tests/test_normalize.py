@@ -1,4 +1,4 @@
-"""CCNet normalisation semantics (SPEC §3), pinned with our own examples."""
+"""CCNet normalisation semantics (cc_net `text_normalizer.py`), pinned with our own examples."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""arXiv LaTeX sources → one document per paper (LLaMA §2.1, SPEC §2 "ArXiv").
+"""arXiv LaTeX sources → one document per paper (LLaMA §2.1).
 
 Inputs: a paper's `.tar.gz` (or `.tar`), a single gzipped or plain `.tex`, or a local directory
 (`read_arxiv_dir`). Tarballs are read as a forward-only stream with `tarfile` mode `r|`, members are
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats, decode_utf8
+from filters.sources.base import ReaderError, ReadStats, ReplayStream, decode_utf8
 from filters.sources.compression import open_decompressed
 from filters.sources.latex import (
     body_between_section_and_bibliography,
@@ -49,32 +49,6 @@ _TEX_EXTENSIONS = (".tex", ".ltx", "")
 _MAIN_NAMES = ("main.tex", "ms.tex", "paper.tex", "article.tex")
 _ID_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".gz", ".tex")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
-
-
-class _CappedReader:
-    """Raises `ReaderError` once more than `limit` decompressed bytes were read (tar-bomb guard)."""
-
-    def __init__(self, raw: BinaryIO, name: str, limit: int, head: bytes = b"") -> None:
-        self._raw = raw
-        self._name = name
-        self._limit = limit
-        self._head = head
-        self.read_bytes = len(head)
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            size = len(self._head) if n is None or n < 0 else n
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        data = self._raw.read(n)
-        self.read_bytes += len(data)
-        if self.read_bytes > self._limit:
-            raise ReaderError(
-                self._name,
-                f"decompressed byte {self.read_bytes}",
-                f"archive exceeds the {self._limit}-byte size cap (tar bomb?)",
-            )
-        return data
 
 
 def paper_id(name: str) -> str:
@@ -108,7 +82,7 @@ def read_arxiv(
     head = decompressed.read(512)
     if not head.strip():
         raise ReaderError(name, "byte 0", "empty input")
-    capped = _CappedReader(decompressed, name, max_total_bytes, head)
+    capped = ReplayStream(decompressed, head, limit=max_total_bytes, name=name)  # tar-bomb guard
     files: dict[str, str] = {}
     if (len(head) == 512 and head[257:262] == b"ustar") or _looks_like_tar(head):
         try:
@@ -116,7 +90,7 @@ def read_arxiv(
                 for member in tar:
                     _read_member(tar, member, files, stats, max_member_bytes)
         except tarfile.TarError as exc:
-            raise ReaderError(name, f"decompressed byte {capped.read_bytes}", f"corrupt tar: {exc}") from exc
+            raise ReaderError(name, f"decompressed byte {capped.pos}", f"corrupt tar: {exc}") from exc
     else:
         data = capped.read(max_member_bytes + 1)
         if len(data) > max_member_bytes:

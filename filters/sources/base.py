@@ -8,10 +8,11 @@ every record that could not be parsed through `ReadStats.dead_letter`.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class ReaderError(Exception):
@@ -76,3 +77,62 @@ def decode_utf8(data: bytes, stats: ReadStats) -> str:
 def basename(name: str) -> str:
     """The last path component of a local path or `gs://` name, the prefix of document ids."""
     return os.path.basename(name.rstrip("/")) or name
+
+
+class ReplayStream(io.RawIOBase):
+    """A readable stream that first hands back bytes already taken from `raw` (sniffed magic bytes, an XML
+    prolog, a line pushed back with `unread`), then goes on with `raw`.
+
+    `pos` counts the bytes handed out (so a reader can name an offset); with `limit`, handing out more than
+    that many bytes raises `ReaderError` naming `name` (the tar-bomb guard of the arXiv reader).
+    """
+
+    def __init__(self, raw: BinaryIO, head: bytes = b"", *, limit: int | None = None, name: str = "") -> None:
+        self._raw = raw
+        self._head = head
+        self.pos = 0
+        self.limit = limit
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def _count(self, data: bytes) -> bytes:
+        self.pos += len(data)
+        if self.limit is not None and self.pos > self.limit:
+            raise ReaderError(
+                self.name, f"decompressed byte {self.pos}", f"input exceeds the {self.limit}-byte size cap"
+            )
+        return data
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            data, self._head = self._head + self._raw.read(), b""
+        elif self._head:
+            data, self._head = self._head[:n], self._head[n:]
+            if len(data) < n:
+                data += self._raw.read(n - len(data))
+        else:
+            data = self._raw.read(n)
+        return self._count(data)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if self._head:
+            nl = self._head.find(b"\n")
+            if nl >= 0:
+                line, self._head = self._head[: nl + 1], self._head[nl + 1 :]
+            else:
+                line, self._head = self._head + self._raw.readline(), b""
+        else:
+            line = self._raw.readline()
+        return self._count(line)
+
+    def unread(self, data: bytes) -> None:
+        """Push bytes back: the next reads return them first."""
+        self._head = data + self._head
+        self.pos -= len(data)

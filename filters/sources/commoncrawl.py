@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats, basename, decode_utf8
+from filters.sources.base import ReaderError, ReadStats, ReplayStream, basename, decode_utf8
 from filters.sources.compression import open_decompressed
 
 SOURCE = "commoncrawl"
@@ -48,38 +48,6 @@ _VERSION_LINE = re.compile(rb"^WARC/\d\.\d+\r?\n$")
 _MAX_HEADER_LINES = 200  # a WARC header block is a few dozen lines; more means we are not at a header
 _MAX_RECORD = 64 << 20  # CC truncates payloads at 1 MiB; a bigger block means a corrupt length or framing
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
-
-
-class _PushbackReader:
-    """Line/byte reads over a buffered stream with an offset counter and the ability to give bytes back."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._pending = b""
-        self.pos = 0
-
-    def readline(self) -> bytes:
-        if self._pending:
-            nl = self._pending.find(b"\n")
-            if nl >= 0:
-                line, self._pending = self._pending[: nl + 1], self._pending[nl + 1 :]
-            else:
-                line, self._pending = self._pending + self._raw.readline(), b""
-        else:
-            line = self._raw.readline()
-        self.pos += len(line)
-        return line
-
-    def read(self, n: int) -> bytes:
-        head, self._pending = self._pending[:n], self._pending[n:]
-        data = head + (self._raw.read(n - len(head)) if len(head) < n else b"")
-        # BufferedReader.read(n) already loops until n bytes or EOF
-        self.pos += len(data)
-        return data
-
-    def unread(self, data: bytes) -> None:
-        self._pending = data + self._pending
-        self.pos -= len(data)
 
 
 def _parse_headers(block: bytes) -> Any:
@@ -92,7 +60,7 @@ def _parse_headers(block: bytes) -> Any:
 
 def _iter_wet_records(stream: BinaryIO, name: str, stats: ReadStats) -> Iterator[tuple[int, Any, bytes]]:
     """(offset, headers, block) for each record of a WET stream, decompressed and framed."""
-    reader = _PushbackReader(open_decompressed(stream, name))
+    reader = ReplayStream(open_decompressed(stream, name))
     while True:
         line = reader.readline()
         while line in (b"\r\n", b"\n"):

@@ -13,7 +13,7 @@ import lzma
 import zlib
 from typing import BinaryIO
 
-from filters.sources.base import ReaderError
+from filters.sources.base import ReaderError, ReplayStream
 
 _MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -30,46 +30,6 @@ def sniff_compression(head: bytes) -> str:
     return "plain"
 
 
-class _Peekable(io.RawIOBase):
-    """Give back bytes already read for sniffing, then continue with the underlying stream."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._raw.read(len(b))
-        n = len(data)
-        b[:n] = data
-        return n
-
-
-class _CountingReader(io.RawIOBase):
-    """Counts the compressed bytes consumed so errors can name a byte offset in the original file."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.consumed = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        data = self._raw.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.consumed += n
-        return n
-
-
 class DecompressedStream(io.RawIOBase):
     """A readable binary stream of decompressed bytes; truncation or corruption raise `ReaderError`.
 
@@ -80,7 +40,7 @@ class DecompressedStream(io.RawIOBase):
         head = raw.read(6)
         self.kind = sniff_compression(head)
         self.name = name
-        self._counter = _CountingReader(_Peekable(head, raw))  # type: ignore[arg-type]
+        self._counter = ReplayStream(raw, head)  # `pos`: compressed bytes consumed, for error offsets
         buffered = io.BufferedReader(self._counter, buffer_size=1 << 16)
         if self.kind == "gzip":
             self._inner: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
@@ -94,7 +54,7 @@ class DecompressedStream(io.RawIOBase):
 
     @property
     def compressed_offset(self) -> int:
-        return self._counter.consumed
+        return self._counter.pos
 
     def readable(self) -> bool:
         return True

@@ -38,7 +38,7 @@ from filters.sources.c4 import fix_surrogates, iter_json_lines
 SOURCE = "github"
 MAX_FILE_BYTES = 1 << 20  # RedPajama/The Stack skip files over 1 MB: generated code or data
 
-# Apache / BSD / MIT families only (SPEC §2), as normalised SPDX-style ids.
+# Apache / BSD / MIT families only (LLaMA §2.1), as normalised SPDX-style ids.
 ALLOWED_LICENCES = frozenset(
     {
         "apache-2.0",

@@ -1,6 +1,6 @@
 """Project Gutenberg books (`.txt`, `.txt.gz`, …): one book per file, PG header and licence footer removed.
 
-Why: LLaMA's Books source is Gutenberg (+ Books3) with the PG boilerplate stripped (SPEC §2); the
+Why: LLaMA's Books source is Gutenberg (+ Books3) with the PG boilerplate stripped (LLaMA §2.1); the
 licence text is the same in every book and would otherwise be the most repeated passage in the corpus.
 
 The body starts after the last start marker found before the end marker — the current

@@ -1,4 +1,4 @@
-"""Pure LaTeX source transformations for the arXiv recipe (SPEC §2 "ArXiv").
+"""Pure LaTeX source transformations for the arXiv recipe (LLaMA §2.1; RedPajama's arXiv cleaning, with its bugs fixed).
 
 - `remove_comments`: `%` to end of line, except `\\%` (an escaped percent); `comment` environments too.
 - `resolve_inputs`: inline `\\input{x}` / `\\include{x}` (with or without `.tex`), recursively, with

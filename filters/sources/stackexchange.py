@@ -1,4 +1,4 @@
-"""StackExchange `Posts.xml` → one document per question with its answers (LLaMA §2.1, SPEC §2).
+"""StackExchange `Posts.xml` → one document per question with its answers (LLaMA §2.1).
 
 Input: `Posts.xml` plain, gzip/bz2/xz (sniffed), or the dump's `.7z` archive (via py7zr; the `Posts.xml`
 member is extracted into a private temp dir, since 7z cannot be decompressed as a forward-only stream).
@@ -44,7 +44,7 @@ import lxml.html
 from lxml import etree
 
 from filters.document import Document
-from filters.sources.base import ReaderError, ReadStats
+from filters.sources.base import ReaderError, ReadStats, ReplayStream
 from filters.sources.compression import open_decompressed
 from filters.sources.xmlsafe import clear_element, safe_iterparse
 
@@ -199,26 +199,7 @@ def _open_posts(stream: BinaryIO, name: str, workdir: str) -> BinaryIO:
             raise ReaderError(name, None, f"7z archive is corrupt: {exc}") from exc
         os.remove(archive_path)
         return open(os.path.join(extract_dir, member), "rb")
-    return open_decompressed(_Prefixed(head, stream), name)
-
-
-class _Prefixed:
-    """A stream with bytes already read put back in front."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                data, self._head = self._head + self._raw.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            if len(data) < n:
-                data += self._raw.read(n - len(data))
-            return data
-        return self._raw.read(n)
+    return open_decompressed(ReplayStream(stream, head), name)
 
 
 _SCHEMA = """

@@ -1,4 +1,4 @@
-"""Wikipedia `pages-articles` XML dumps → plain-text articles (LLaMA §2.1, SPEC §2 "Wikipedia").
+"""Wikipedia `pages-articles` XML dumps → plain-text articles (LLaMA §2.1).
 
 Streaming: the (bz2/gz/plain, UTF-8 or UTF-16) dump is decompressed by `open_decompressed`, made valid
 UTF-8 and checked for DTDs by `xmlsafe`, and parsed with `lxml` `iterparse`; every `<page>` is cleared
@@ -17,7 +17,7 @@ number of nodes it builds. Everything that can be removed or rendered safely by 
 before the parse (comments, refs, apparatus tags, templates, tables, File/Category links, bold/italic,
 list markers, plain `[[links]]`; code and `<nowiki>` blocks are held out of the scans), and the cited
 URLs (`meta["external_links"]`) come from a regex scan of the raw wikitext, not from a second parse.
-`python -m benchmarks.readers_b` measures it; tests check that the shortcuts render as the parser does
+`python -m benchmarks.readers_markup` measures it; tests check that the shortcuts render as the parser does
 and that text and links still agree with wikiextractor and with a full parse.
 
 Ids are `{dbname}:{page_id}` (e.g. `enwiki:12`). dbname comes from `<siteinfo><dbname>`, else from the
@@ -235,7 +235,7 @@ def dbname_from_filename(name: str) -> str | None:
 def external_links(wikitext: str) -> list[str]:
     """External URLs cited in an article (bracketed, bare, and inside citation templates), in order.
 
-    The Wikipedia-reference classifier (SPEC §2, CommonCrawl) matches these against CC page URLs. A regex
+    The Wikipedia-reference classifier (LLaMA §2.1, CommonCrawl) matches these against CC page URLs. A regex
     scan of the raw wikitext following MediaWiki's own link rules (URL characters, trailing punctuation,
     `[//…]` only in brackets, entities decoded) instead of a second mwparserfromhell parse of the whole
     page, which cost three times as much as rendering it. Text that never becomes a link (comments,

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from lxml import etree
 
-from filters.sources.base import ReaderError, ReadStats
+from filters.sources.base import ReaderError, ReadStats, ReplayStream
 
 _CHUNK = 1 << 16
 _PROLOG_LIMIT = 1 << 20  # bytes allowed before the root element starts
@@ -125,39 +125,26 @@ class Utf8Stream(io.RawIOBase):
         return n
 
 
-class _PrologChecked(io.RawIOBase):
-    """Refuses documents with a DTD (the only way to declare entities) before lxml sees them."""
-
-    def __init__(self, raw: io.RawIOBase, name: str) -> None:
-        self._raw = raw
-        head = b""
-        while True:
-            data = raw.read(_CHUNK)
-            head += data or b""
-            match = _ROOT_START.search(head)
-            prolog = head[: match.start()] if match else head
-            if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
-                raise ReaderError(
-                    name, "prolog", "XML with a DTD/entity declarations refused (entity-bomb guard)"
-                )
-            if match or not data:
-                break
-            if len(head) > _PROLOG_LIMIT:
-                raise ReaderError(name, "prolog", f"no root element in the first {_PROLOG_LIMIT} bytes")
-        if not head.strip():
-            raise ReaderError(name, "byte 0", "empty input (no XML document)")
-        self._head = head
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        return self._raw.readinto(b)
+def _prolog_checked(raw: io.RawIOBase, name: str) -> ReplayStream:
+    """The stream, after refusing documents with a DTD (the only way to declare entities) before lxml
+    sees them; the bytes read to find the root element are replayed."""
+    head = b""
+    while True:
+        data = raw.read(_CHUNK)
+        head += data or b""
+        match = _ROOT_START.search(head)
+        prolog = head[: match.start()] if match else head
+        if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+            raise ReaderError(
+                name, "prolog", "XML with a DTD/entity declarations refused (entity-bomb guard)"
+            )
+        if match or not data:
+            break
+        if len(head) > _PROLOG_LIMIT:
+            raise ReaderError(name, "prolog", f"no root element in the first {_PROLOG_LIMIT} bytes")
+    if not head.strip():
+        raise ReaderError(name, "byte 0", "empty input (no XML document)")
+    return ReplayStream(raw, head)  # type: ignore[arg-type]
 
 
 def safe_iterparse(
@@ -168,7 +155,7 @@ def safe_iterparse(
     The caller clears elements it has processed (`clear_element`) so memory stays bounded.
     """
     utf8 = Utf8Stream(stream, name, stats)
-    checked = io.BufferedReader(_PrologChecked(utf8, name), buffer_size=_CHUNK)
+    checked = io.BufferedReader(_prolog_checked(utf8, name), buffer_size=_CHUNK)
     parser = etree.iterparse(
         checked,
         events=events,
