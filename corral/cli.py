@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.train:main", "train a LLaMA model on the shards (also under torchrun)"),
     "generate": ("model.generate:main", "generate text from a model checkpoint"),
     "export-hf": ("model.hf:main", "export a checkpoint in Hugging Face LlamaForCausalLM layout"),
+    "sample": ("corral.sample:main", "generate the demo's input data: all seven sources in their real formats"),
     "demo": ("corral.demo:main", "run the whole flow that exists so far on the bundled sample"),
 }
 

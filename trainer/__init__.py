@@ -1,1 +1,1 @@
-"""trainer: see DESIGN.md; filled in by its own issue."""
+"""trainer: the streaming LLaMA trainer."""
