@@ -28,7 +28,7 @@ from manifests import storage
 MANIFEST = "manifest.json"
 DEAD_LETTERS = "dead_letters.jsonl"
 ROW_GROUP_ROWS = 8192
-ROW_GROUP_TEXT_BYTES = 64 << 20  # a row group of books would otherwise hold gigabytes
+ROW_GROUP_TEXT_BYTES = 16 << 20  # bounds the writer's memory (a row group of books would hold gigabytes)
 
 SCHEMA = pa.schema(
     [
@@ -101,10 +101,14 @@ def to_table(docs: Iterable[DocumentLike]) -> pa.Table:
 _PARQUET_SETTINGS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
 
 
-def parquet_bytes(docs: Iterable[DocumentLike]) -> bytes:
-    """A Parquet part of documents sorted by id, written with fixed settings (same rows → same bytes)."""
+def parquet_bytes(docs: Iterable[DocumentLike], row_group_rows: int = ROW_GROUP_ROWS) -> bytes:
+    """A Parquet part of documents sorted by id, written with fixed settings (same rows → same bytes).
+
+    Readers hold one row group at a time: a file several readers stream side by side (the build's
+    sorted runs) wants small ones.
+    """
     buf = io.BytesIO()
-    pq.write_table(to_table(docs), buf, row_group_size=ROW_GROUP_ROWS, **_PARQUET_SETTINGS)
+    pq.write_table(to_table(docs), buf, row_group_size=row_group_rows, **_PARQUET_SETTINGS)
     return buf.getvalue()
 
 

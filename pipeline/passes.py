@@ -65,7 +65,7 @@ LINE_RECORD_BYTES = 17
 SMALL_RECORD_BYTES = stat("small_record_bytes")
 
 RUN_TEXT_BYTES = 32 << 20  # survivors a worker sorts in memory before writing a sorted run
-MERGE_BATCH_ROWS = 256  # rows read at a time from each run while merging a part
+MERGE_BATCH_ROWS = 64  # rows read at a time from each run while merging a part
 
 
 def sent(kind: str) -> str:
@@ -184,7 +184,9 @@ class _SortedRuns:
         if not self._buffer:
             return
         path = run_path(self.tmp_dir, self.file_index, self.runs)
-        storage.write_atomic(path, parquet_bytes(self._buffer))  # parquet_bytes sorts by id
+        # Sorted by id (parquet_bytes sorts); row groups as small as the merge reads, so that merging many
+        # runs holds a few rows of each, not a whole run.
+        storage.write_atomic(path, parquet_bytes(self._buffer, row_group_rows=MERGE_BATCH_ROWS))
         self.runs += 1
         self.rows += len(self._buffer)
         self._buffer, self._text = [], 0
@@ -196,7 +198,8 @@ class _SortedRuns:
 def _run_rows(path: str, file_index: int) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """`(id, file, row)` of a sorted run, read a few rows at a time."""
     with storage.open_read(path) as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=MERGE_BATCH_ROWS):
+        # One row group at a time: with threads, pyarrow reads ahead several (the whole run, for small ones).
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=MERGE_BATCH_ROWS, use_threads=False):
             for row in batch.to_pylist():
                 yield row["id"], file_index, row
 
