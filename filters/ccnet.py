@@ -156,6 +156,7 @@ class Miner:
         for part in duplicated:
             remove |= part.to_remove(arr, own)
         result = remove_duplicate_lines(doc.text, remove, hashes)
+        stats["lines"] += len(hashes)
         stats["lines_removed"] += result.lines_removed
         stats["lines_removed_in_document"] += result.local_duplicates
         stats["chars_removed"] += result.chars_removed

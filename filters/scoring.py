@@ -15,6 +15,7 @@ caller's business.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,16 @@ class ScoringModels:
         )
 
 
+PERPLEXITY_BINS_PER_DECADE = 20
+
+
+def perplexity_bin(lang: str, pp: float) -> str:
+    """The stats key of a perplexity histogram bin: log10 bins, `PERPLEXITY_BINS_PER_DECADE` a decade;
+    bin B spans [10^(B/20), 10^((B+1)/20))."""
+    b = math.floor(math.log10(max(pp, 1e-9)) * PERPLEXITY_BINS_PER_DECADE)
+    return f"perplexity.{lang}.{b}"
+
+
 class DocumentScorer:
     """Scores batches of documents with `ScoringModels` under a source's CCNet and C4 settings.
 
@@ -86,7 +97,9 @@ class DocumentScorer:
         self.m = models
         self.keep_buckets = frozenset(settings.keep_buckets)
         # Counts that are not drops, taken by the caller: `no_lm` = documents of a language without a model
-        # that `missing_lm = "keep"` let through.
+        # that `missing_lm = "keep"` let through; `lang.X` = documents identified as X (before the language
+        # filter); `perplexity.X.B` = documents of language X whose perplexity is in bin B (see
+        # `perplexity_bin`), every scored one, so the tail that is dropped shows too.
         self.stats: Counter[str] = Counter()
 
     def score(self, texts: Sequence[str]) -> list[tuple[dict[str, Any], str | None]]:
@@ -96,6 +109,7 @@ class DocumentScorer:
         if m.lid is not None:
             for i, (lang, score) in zip(alive, m.lid.predict_batch(list(texts)), strict=True):
                 out[i][0].update(lang=lang, lang_score=score)
+                self.stats[f"lang.{lang}"] += 1
                 reason = lang_drop_reason(lang, score, s.lang_threshold, s.languages)
                 if reason:
                     out[i] = (out[i][0], reason)
@@ -135,6 +149,7 @@ class DocumentScorer:
             for i, pp in zip(idx, scorer.perplexity_batch([texts[i] for i in idx]), strict=True):
                 bucket = cutoffs.bucket(pp)
                 out[i][0].update(perplexity=round(float(pp), 1), bucket=bucket)
+                self.stats[perplexity_bin(lang, pp)] += 1
                 if bucket in self.keep_buckets:
                     kept.append(i)
                 else:

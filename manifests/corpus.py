@@ -236,6 +236,7 @@ class CorpusManifest(BaseModel):
     dead_letters: DeadLetterEntry = Field(default_factory=DeadLetterEntry)
     parts: list[PartEntry] = Field(default_factory=list)
     paths: dict[str, str] = Field(default_factory=dict)  # which implementation ran where there is a choice
+    near_duplicate_clusters: dict[str, int] = Field(default_factory=dict)  # cluster size → clusters
 
     @classmethod
     def from_counts(

@@ -27,7 +27,7 @@ from manifests import storage
 from manifests.corpus import MANIFEST, CorpusManifest, is_complete
 from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
-from pipeline.dedup import ExactDuplicates, NearDuplicates
+from pipeline.dedup import ClusterSizes, ExactDuplicates, NearDuplicates
 from pipeline.linededup import BROADCAST, PER_FILE, LineVerdicts
 from pipeline.options import make_runner, parse_args, pipeline_options
 from pipeline.passes import (
@@ -185,7 +185,7 @@ def add_source(
     by_index = inputs | f"ByIndex{n}" >> beam.Map(lambda f: (f.index, f))
     mine_inputs: dict[str, beam.PCollection] = {"file": by_index}
     broadcast: beam.PCollection | None = None
-    path_counts = []
+    global_counts = []  # `(key, n)` counts of the whole source (line-dedup paths, cluster sizes)
     arrived = []  # per-file counts of the small records that reached their next stage
     if rule is not None or cfg.exact_dedup:
         hashed = inputs | f"HashPass{n}" >> beam.ParDo(HashFileFn(cfg)).with_outputs(LINES, DIGESTS, ADMITTED)
@@ -198,7 +198,7 @@ def add_source(
             arrived.append(hashed[LINES] | f"Arrived{LINES}{n}" >> CountReceived(LINES))
             broadcast = verdicts[BROADCAST]
             mine_inputs["lines"] = verdicts[PER_FILE]
-            path_counts.append(verdicts["paths"])
+            global_counts.append(verdicts["paths"])
         if cfg.exact_dedup:
             arrived.append(hashed[DIGESTS] | f"Arrived{DIGESTS}{n}" >> CountReceived(DIGESTS))
             mine_inputs["exact"] = (
@@ -231,9 +231,9 @@ def add_source(
     arrived.append(mined[IDS] | f"Arrived{IDS}{n}" >> CountReceived(IDS))
     if cfg.minhash.enabled:
         arrived.append(mined[BANDS] | f"Arrived{BANDS}{n}" >> CountReceived(BANDS))
-        part_inputs["near_duplicate"] = (
-            mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates() | f"NearToPart{n}" >> beam.Map(to_part)
-        )
+        near = mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates()
+        part_inputs["near_duplicate"] = near | f"NearToPart{n}" >> beam.Map(lambda nr: to_part(nr[0]))
+        global_counts.append(near | f"ClusterSizes{n}" >> ClusterSizes())
     part_files: dict[int, list[int]] = {}
     for f in files:
         part_files.setdefault(f.part, []).append(f.index)
@@ -246,7 +246,9 @@ def add_source(
         )
     )
     counts = (mined[COUNTS], written[COUNTS], *arrived) | f"AllCounts{n}" >> beam.Flatten()
-    paths = path_counts[0] if path_counts else p | f"NoPaths{n}" >> beam.Create([])
+    if not global_counts:
+        global_counts.append(p | f"NoGlobals{n}" >> beam.Create([]))
+    globals_ = tuple(global_counts) | f"Globals{n}" >> beam.Flatten()
     header = source_header(manifest, source, files)
     _ = (
         p
@@ -256,7 +258,7 @@ def add_source(
             FinalizeFn(source, out_dir, header, files),
             parts=beam.pvalue.AsList(written.parts),
             counts=beam.pvalue.AsList(counts),
-            paths=beam.pvalue.AsList(paths),
+            global_counts=beam.pvalue.AsList(globals_),
         )
     )
 

@@ -76,12 +76,25 @@ class ExactDuplicates(beam.PTransform):
 
 
 class NearDuplicates(beam.PTransform):
-    """`(band key, node)` → the nodes to drop (all but the smallest id of each cluster)."""
+    """`(band key, node)` → `(node, root)` for the nodes to drop: every member of a cluster but its root,
+    the smallest id."""
 
     def expand(self, bands: beam.PCollection) -> beam.PCollection:
         return (
             bands
             | "Edges" >> BucketEdges()
             | "Components" >> ConnectedComponents()
-            | "NotRoot" >> beam.FlatMap(lambda nr: [nr[0]] if nr[0] != nr[1] else [])
+            | "NotRoot" >> beam.Filter(lambda nr: nr[0] != nr[1])
         )
+
+
+@beam.ptransform_fn
+def ClusterSizes(near: beam.PCollection) -> beam.PCollection:  # noqa: N802 - a PTransform
+    """`(node, root)` drops → `("cluster_size.K", n)`: how many clusters have K documents."""
+    return (
+        near
+        | "ByRoot" >> beam.Map(lambda nr: (nr[1], 1))
+        | "Members" >> beam.CombinePerKey(sum)
+        | "BySize" >> beam.Map(lambda kv: (f"cluster_size.{kv[1] + 1}", 1))
+        | "Clusters" >> beam.CombinePerKey(sum)
+    )

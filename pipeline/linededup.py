@@ -30,6 +30,7 @@ from filters.dedup import DuplicatedLines, LineRecords, merge_line_records
 BROADCAST = "broadcast"
 PER_FILE = "per_file"
 NONE = "none"  # a shard without duplicated hashes sends nothing
+LINE_DEDUP_PATH = "line_dedup_path."  # key prefix of the shards' choices in the build's global counts
 
 
 def scope_key(file_index: int, shard: int, shards: int, scope: str | int) -> int:
@@ -51,15 +52,15 @@ class ShardVerdictsFn(beam.DoFn):
         dup = DuplicatedLines.from_records(merged)
         del merged
         if not len(dup.hashes):
-            yield beam.pvalue.TaggedOutput("paths", (NONE, 1))
+            yield beam.pvalue.TaggedOutput("paths", (LINE_DEDUP_PATH + NONE, 1))
             return
         if len(dup.hashes) <= self.per_shard_cap:
             Metrics.counter(f"corral.{self.source}", "line_dedup_shards_broadcast").inc()
             yield beam.pvalue.TaggedOutput(BROADCAST, dup)
-            yield beam.pvalue.TaggedOutput("paths", (BROADCAST, 1))
+            yield beam.pvalue.TaggedOutput("paths", (LINE_DEDUP_PATH + BROADCAST, 1))
             return
         Metrics.counter(f"corral.{self.source}", "line_dedup_shards_per_file").inc()
-        yield beam.pvalue.TaggedOutput("paths", (PER_FILE, 1))
+        yield beam.pvalue.TaggedOutput("paths", (LINE_DEDUP_PATH + PER_FILE, 1))
         for file_index, chunk in records:  # a second pass over the shard's records
             hit = dup.hits(chunk.hashes)
             if hit is not None:

@@ -20,7 +20,7 @@ import apache_beam as beam
 
 from manifests import storage
 from manifests.corpus import DEAD_LETTERS, KEPT, MANIFEST, READ, BalanceError, CorpusManifest
-from pipeline.linededup import NONE
+from pipeline.linededup import LINE_DEDUP_PATH, NONE
 from pipeline.passes import PARTS, dead_path
 from pipeline.read import InputFile
 
@@ -71,7 +71,7 @@ class FinalizeFn(beam.DoFn):
         self.files = files
 
     def process(
-        self, _: Any, parts: list[dict], counts: list[tuple[int, dict]], paths: list[tuple[str, int]]
+        self, _: Any, parts: list[dict], counts: list[tuple[int, dict]], global_counts: list[tuple[str, int]]
     ) -> Iterator[str]:
         per_file: dict[int, Counter[str]] = {}
         total: Counter[str] = Counter()
@@ -85,12 +85,19 @@ class FinalizeFn(beam.DoFn):
             {**entry, "read": per_file.get(f.index, Counter())[READ]}
             for entry, f in zip(header["inputs"], self.files, strict=True)
         ]
-        path_counts: Counter[str] = Counter()
-        for path, n in paths:
-            path_counts[path] += n
-        line_path = line_dedup_path(dict(path_counts))
+        whole: Counter[str] = Counter()
+        for key, n in global_counts:
+            whole[key] += n
+        paths = {
+            k.removeprefix(LINE_DEDUP_PATH): n for k, n in whole.items() if k.startswith(LINE_DEDUP_PATH)
+        }
+        line_path = line_dedup_path(paths)
         if line_path:
             header["paths"] = {**header.get("paths", {}), "line_dedup": line_path}
+        clusters = {
+            k.removeprefix("cluster_size."): n for k, n in whole.items() if k.startswith("cluster_size.")
+        }
+        header["near_duplicate_clusters"] = dict(sorted(clusters.items(), key=lambda kv: int(kv[0])))
         tmp_dir = storage.join(self.out_dir, TMP)
         dead_file, n_dead = self._gather_dead_letters(tmp_dir)
         try:

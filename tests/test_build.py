@@ -176,6 +176,10 @@ def test_manifest_records_effective_settings_and_per_file_counts(built: Path) ->
     assert cc["enabled"] and cc["line_dedup"] == "ccnet" and cc["languages"] == ["en"]  # the wet recipe
     assert m["settings"]["minhash"]["enabled"] and m["paths"]["line_dedup"] == "broadcast"
     assert sum(i["read"] for i in m["inputs"]) == m["read"]
+    # what the report draws: cluster sizes, languages before the filter, line counts
+    assert m["near_duplicate_clusters"] == {"2": 1} and m["dropped"]["near_duplicate"] == 1
+    assert m["stats"]["lang.en"] >= m["kept"] and m["stats"]["lang.fr"] == 1
+    assert m["stats"]["lines"] > m["stats"]["lines_removed"] > 0
 
 
 def _write_manifest(root: Path, body: str) -> Path:
