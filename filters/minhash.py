@@ -5,7 +5,7 @@ RedPajama v2 settings: 128 permutations over 13-word shingles of normalised text
 
 With `shingle_hash="datasketch"` the values are bit-for-bit those of
 ``datasketch.MinHash(num_perm, seed, scheme=...)`` fed with ``update(shingle)`` for every shingle of
-:func:`shingles` (same SHA1-32 input hash, same permutation parameters, taken from datasketch itself),
+:func:`shingles` (same SHA1-32 input hash, the permutation parameters datasketch 2.0 draws),
 but a whole batch of documents is computed with one vectorised numpy pass instead of one Python call per
 shingle. `shingle_hash="vectorized"` (the build's default) hashes every distinct word once and combines
 the n-gram windows in numpy: the same LSH behaviour, about an order of magnitude fewer hash calls, other
@@ -24,8 +24,6 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from datasketch import MinHash
-from datasketch.lsh import _optimal_param
 
 Scheme = Literal["affine32", "legacy"]
 ShingleHash = Literal["datasketch", "vectorized"]
@@ -137,6 +135,26 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
+def permutations(num_perm: int, seed: int, scheme: Scheme) -> tuple[np.ndarray, np.ndarray]:
+    """The `(a, b)` permutation parameters datasketch 2.0 draws (`MinHash._init_permutations`), without
+    importing datasketch (whose package import pulls in scipy): a seeded `RandomState`; "legacy" draws
+    `a ∈ [1, p)`, `b ∈ [0, p)` per permutation with p = 2^61 − 1, "affine32" an odd `a` and a `b` below 2^32."""
+    gen = np.random.RandomState(seed)
+    if scheme == "legacy":
+        pairs = [
+            (
+                gen.randint(1, _MERSENNE_PRIME, dtype=np.uint64),
+                gen.randint(0, _MERSENNE_PRIME, dtype=np.uint64),
+            )
+            for _ in range(num_perm)
+        ]
+        arr = np.array(pairs, dtype=np.uint64).T
+        return arr[0], arr[1]
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 class MinHasher:
     """Batch MinHash identical to datasketch's, for many documents in one numpy pass.
 
@@ -167,8 +185,7 @@ class MinHasher:
         self.ngram = ngram
         self.seed = seed
         self.scheme: Scheme = scheme
-        # Reuse datasketch's own permutation generation so the values match it exactly.
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
+        a, b = permutations(num_perm, seed, scheme)
         if scheme == "affine32":
             self._a = np.asarray(a, dtype=np.uint32)
             self._b = np.asarray(b, dtype=np.uint32)
@@ -280,6 +297,8 @@ def lsh_params(
         for t, br in REDPAJAMA_LSH_PARAMS.items():
             if abs(threshold - t) < 1e-9:
                 return br
+    from datasketch.lsh import _optimal_param  # imports scipy (~40 MB a process): only for other thresholds
+
     b, r = _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
     return int(b), int(r)
 

@@ -1,15 +1,15 @@
 """Line dedup across a source with memory bounded per worker: hash shards count, verdicts come back per file.
 
-Pass 1 sends, per chunk of documents and per hash shard (`hash mod dedup_shards`, within the scope's file
-group), the chunk's distinct line hashes with their document keys (`filters.dedup.LineRecords`, 17 bytes a
-hash). One `GroupByKey` per shard brings a shard's records together; the shard merges them once to learn
+Pass 1 sends, per input file and per hash shard (`hash mod dedup_shards`, within the scope's file group),
+the file's distinct line hashes with their document keys (`filters.dedup.LineRecords`, 17 bytes a hash:
+a boilerplate line repeated across a file's pages travels once). One `GroupByKey` per shard brings a shard's records together; the shard merges them once to learn
 which of its hashes are duplicated, then either
 
 - **broadcasts** its duplicated hashes (every worker merges all broadcast shards into one sorted array), when
   they number at most `broadcast_max_hashes / dedup_shards` — the fast path for small and medium sources; or
-- sends **verdicts per file**: for each chunk record it holds, the duplicated hashes among that chunk's,
-  keyed by the chunk's file. No worker then holds more than one shard's duplicated set, and a file's pass 2
-  receives only the duplicated hashes it contains.
+- sends **verdicts per file**: for each file's record it holds, the duplicated hashes among that file's.
+  No worker then holds more than one shard's duplicated set, and a file's pass 2 receives only the
+  duplicated hashes it contains.
 
 Shards decide independently from their own size, which is the total divided by the shard count up to
 sampling noise (the shards are hash residues); the manifest records how many shards took each path.

@@ -26,7 +26,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 
 from filters.ccnet import HashPass, Miner, length_drop, text_digest
-from filters.dedup import DuplicatedLines, split_by_shard
+from filters.dedup import DuplicatedLines, LineRecords, merge_line_records, split_by_shard
 from filters.document import Document
 from filters.sources.source_file import SourceFile
 from manifests import storage
@@ -129,9 +129,9 @@ class HashFileFn(beam.DoFn):
         self.cfg = cfg
         self.chunk_docs = chunk_docs
 
-    def _records(self, hp: HashPass, item: InputFile, chunk: list[Document]) -> Iterator[Any]:
+    def _records(self, item: InputFile, records: LineRecords) -> Iterator[Any]:
         cc = self.cfg.ccnet
-        for shard, recs in split_by_shard(hp.line_records(chunk), cc.dedup_shards):
+        for shard, recs in split_by_shard(records, cc.dedup_shards):
             key = scope_key(item.index, shard, cc.dedup_shards, cc.dedup_scope)
             self._bytes += 16 + LINE_RECORD_BYTES * len(recs)
             self._sent[LINES] += 1
@@ -143,6 +143,7 @@ class HashFileFn(beam.DoFn):
         admitted = 0
         self._bytes = 0
         self._sent: Counter[str] = Counter()
+        merged: list[LineRecords] = []  # the file's records, merged as they come: one record per shard
         for doc in _source_file(self.cfg, item):
             if not hp.admit(doc):
                 continue
@@ -155,10 +156,10 @@ class HashFileFn(beam.DoFn):
             if hp.rule is not None:
                 chunk.append(doc)
                 if len(chunk) >= self.chunk_docs:
-                    yield from self._records(hp, item, chunk)
+                    merged = [merge_line_records([*merged, hp.line_records(chunk)])]
                     chunk = []
-        if chunk:
-            yield from self._records(hp, item, chunk)
+        if hp.rule is not None:
+            yield from self._records(item, merge_line_records([*merged, hp.line_records(chunk)]))
         yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes, dict(self._sent))))
 
 
