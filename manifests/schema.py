@@ -99,6 +99,18 @@ class MinHashSettings(_Strict):
     shingle_hash: Literal["vectorized", "datasketch"] = "vectorized"
 
 
+class ClusterSettings(_Strict):
+    """How duplicate groups are found (exact copies, second copies of an id, MinHash clusters): "sharded"
+    gathers each key shard on one worker and joins near-duplicate edges in one union-find (fast; memory: a
+    shard and the edges); "distributed" never holds a bucket or a component whole (large-star/small-star
+    rounds; for Dataflow at internet scale); "auto" is sharded on a local runner or a small input."""
+
+    algorithm: Literal["auto", "sharded", "distributed"] = "auto"
+    sharded_max_input_bytes: int = Field(64 << 30, ge=0)  # "auto" above this input on a distributed runner
+    key_shards: int = Field(256, ge=1)
+    max_rounds: int = Field(32, ge=1)  # components rounds; a chain of n documents needs ~log2(n) + 2
+
+
 # The LLaMA paper's recipe per reader (arXiv:2302.13971 §2.1); a manifest's own keys win over these.
 RECIPES: dict[str, dict[str, Any]] = {
     "wet": {
@@ -140,6 +152,7 @@ class SourceConfig(_Strict):
     ccnet: CCNetSettings = Field(default_factory=CCNetSettings)
     c4: C4Settings = Field(default_factory=C4Settings)
     minhash: MinHashSettings = Field(default_factory=MinHashSettings)
+    clusters: ClusterSettings = Field(default_factory=ClusterSettings)
     exact_dedup: bool = False  # drop documents whose whole text repeats (the smallest id is kept)
     shard_bytes: int = Field(256 * 1024 * 1024, ge=1)  # input bytes per output part (parts follow inputs)
     explicit: dict[str, Any] = Field(default_factory=dict, exclude=True)  # the keys the manifest itself set

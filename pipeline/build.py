@@ -27,9 +27,9 @@ from manifests import storage
 from manifests.corpus import MANIFEST, CorpusManifest, is_complete
 from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
-from pipeline.dedup import ClusterSizes, ExactDuplicates, NearDuplicates
+from pipeline.dedup import ClusterSizes, DuplicateMembers, NearDuplicates
 from pipeline.linededup import BROADCAST, PER_FILE, LineVerdicts
-from pipeline.options import make_runner, parse_args, pipeline_options
+from pipeline.options import is_local, make_runner, parse_args, pipeline_options
 from pipeline.passes import (
     ADMITTED,
     BANDS,
@@ -173,13 +173,29 @@ def source_header(manifest: Manifest, source: str, files: list[InputFile]) -> di
     }
 
 
+def cluster_algorithm(cfg: Any, files: list[InputFile], local_runner: bool) -> str:
+    """ "sharded" or "distributed" (see `pipeline.dedup`), from the setting, the runner and the input size."""
+    algorithm = cfg.clusters.algorithm
+    if algorithm != "auto":
+        return algorithm
+    small = sum(f.size for f in files) <= cfg.clusters.sharded_max_input_bytes
+    return "sharded" if local_runner or small else "distributed"
+
+
 def add_source(
-    p: beam.Pipeline, manifest: Manifest, source: str, files: list[InputFile], out_dir: str
+    p: beam.Pipeline,
+    manifest: Manifest,
+    source: str,
+    files: list[InputFile],
+    out_dir: str,
+    local_runner: bool = True,
 ) -> None:
     """Apply one source's three passes (see `pipeline.passes`) and its commit to the pipeline."""
     cfg = manifest.sources[source]
     tmp_dir = storage.join(out_dir, TMP)
     rule = dedup_rule(cfg)
+    algorithm = cluster_algorithm(cfg, files, local_runner)
+    distributed = algorithm == "distributed"
     n = f"[{source}]"
     inputs = p | f"Files{n}" >> beam.Create(files) | f"Spread{n}" >> beam.Reshuffle()
     by_index = inputs | f"ByIndex{n}" >> beam.Map(lambda f: (f.index, f))
@@ -203,7 +219,7 @@ def add_source(
             arrived.append(hashed[DIGESTS] | f"Arrived{DIGESTS}{n}" >> CountReceived(DIGESTS))
             mine_inputs["exact"] = (
                 hashed[DIGESTS]
-                | f"ExactDuplicates{n}" >> ExactDuplicates()
+                | f"ExactDuplicates{n}" >> DuplicateMembers(distributed)
                 | f"ExactToFile{n}" >> beam.Map(lambda node: (parse_node(node)[1], parse_node(node)[0]))
             )
     if broadcast is None:
@@ -225,13 +241,13 @@ def add_source(
     part_inputs: dict[str, beam.PCollection] = {
         "spills": mined[SPILLED],
         "duplicate_id": mined[IDS]
-        | f"DuplicateIds{n}" >> ExactDuplicates()
+        | f"DuplicateIds{n}" >> DuplicateMembers(distributed)
         | f"IdToPart{n}" >> beam.Map(to_part),
     }
     arrived.append(mined[IDS] | f"Arrived{IDS}{n}" >> CountReceived(IDS))
     if cfg.minhash.enabled:
         arrived.append(mined[BANDS] | f"Arrived{BANDS}{n}" >> CountReceived(BANDS))
-        near = mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates()
+        near = mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates(distributed, cfg.clusters.max_rounds)
         part_inputs["near_duplicate"] = near | f"NearToPart{n}" >> beam.Map(lambda nr: to_part(nr[0]))
         global_counts.append(near | f"ClusterSizes{n}" >> ClusterSizes())
     part_files: dict[int, list[int]] = {}
@@ -250,6 +266,7 @@ def add_source(
         global_counts.append(p | f"NoGlobals{n}" >> beam.Create([]))
     globals_ = tuple(global_counts) | f"Globals{n}" >> beam.Flatten()
     header = source_header(manifest, source, files)
+    header["paths"] = {"clusters": algorithm}
     _ = (
         p
         | f"Once{n}" >> beam.Create([None])
@@ -339,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = pipeline_options(beam_args)
     with beam.Pipeline(runner=make_runner(opts), options=opts) as p:
         for name in todo:
-            add_source(p, manifest, name, files[name], storage.join(out_root, name))
+            add_source(p, manifest, name, files[name], storage.join(out_root, name), is_local(opts))
     log_metrics(p.result)
     from apache_beam.options.pipeline_options import TestOptions
 

@@ -1,89 +1,161 @@
-"""Document-level dedup across a source, on ids only: whole-text duplicates and MinHash near-duplicate clusters.
+"""Document-level dedup across a source, on ids only: whole-text duplicates, second copies of an id, and
+MinHash near-duplicate clusters.
 
-Both start from `(key, node)` records emitted by the passes over the files (a text digest, or a MinHash
-band key; a node is a document id with its file number, `pipeline.read.node_id`):
+All three start from `(key, node)` records the passes emit (a text digest, a document id, a MinHash band key;
+a node is a document id with its file number, `pipeline.read.node_id`), packed per input file and key shard
+(`NodePacker`): a Beam element carries thousands of records, not one, so the runner's buffers and the
+shuffle pay a few bytes of framing per record instead of a few hundred.
 
-- exact: every member of a digest group except the smallest id is a `duplicate_text` drop;
-- near: members of a band bucket are joined to the bucket's smallest id, the edges form clusters
-  (connected components), and every member of a cluster except its smallest id is a `near_duplicate` drop.
+- exact / same id: every member of a key group except the smallest node is dropped;
+- near: members of a band bucket are joined to the bucket's smallest node, the edges form clusters
+  (connected components), and every member of a cluster except its smallest node is dropped.
 
-The drops travel back to the files (or output parts) that hold the documents, keyed by file number.
+Two ways to find the groups (`[sources.X.clusters] algorithm`):
+- `sharded`: one group per key shard (`key_shards`) gathers its records on one worker; near-duplicate edges
+  (only between candidate duplicates: few) meet in one union-find. Fast, no fixed cost; memory per worker:
+  one key shard (a template page copied a million times: its million records in one shard) and all edges.
+- `distributed` (`pipeline.components`): no bucket and no component is ever held whole (a combined minimum,
+  salted join groups, large-star/small-star rounds unrolled in the graph); memory per worker bounded by a
+  setting; a fixed cost of ~0.2 s a round on the local runner, whose process keeps every round's records.
+- `auto`: `sharded` on Beam's local runners, or when the source's input is at most `sharded_max_input_bytes`;
+  `distributed` otherwise.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import apache_beam as beam
 
+from filters.components import union_find_roots
+from pipeline.components import BucketEdges, ConnectedComponents
 
-def connected_components(edges: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Union-find over id pairs: every id that appears in an edge → the smallest id of its component."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            lo, hi = (ra, rb) if ra < rb else (rb, ra)
-            parent[hi] = lo
-        parent.setdefault(a, a)
-        parent.setdefault(b, b)
-    return {x: find(x) for x in parent}
+Packed = tuple[int, tuple[int, list[Any], list[str]]]  # (key shard, (file, keys, nodes))
 
 
-def _star_edges(item: tuple[bytes, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    members = sorted(set(item[1]))
-    for other in members[1:]:
-        yield other, members[0]
+def key_shard(key: bytes | str, shards: int) -> int:
+    data = key.encode("utf-8", errors="surrogatepass") if isinstance(key, str) else key
+    return zlib.crc32(data) % shards
 
 
-class BucketEdges(beam.PTransform):
-    """`(bucket key, node)` → `(member, smallest node of its bucket)` for every other member."""
+class NodePacker:
+    """`(key, node)` records of one input file, batched per key shard (`add`, then `flush` at the end)."""
 
-    def expand(self, keyed: beam.PCollection) -> beam.PCollection:
-        return keyed | "Buckets" >> beam.GroupByKey() | "Star" >> beam.FlatMap(_star_edges)
+    def __init__(self, file_index: int, shards: int, max_records: int = 50_000) -> None:
+        self.file_index = file_index
+        self.shards = shards
+        self.max_records = max_records
+        self._keys: dict[int, list[Any]] = {}
+        self._nodes: dict[int, list[str]] = {}
+        self.records = 0
+
+    def add(self, key: bytes | str, node: str) -> Iterator[Packed]:
+        shard = key_shard(key, self.shards)
+        self._keys.setdefault(shard, []).append(key)
+        nodes = self._nodes.setdefault(shard, [])
+        nodes.append(node)
+        self.records += 1
+        if len(nodes) >= self.max_records:
+            yield self._take(shard)
+
+    def _take(self, shard: int) -> Packed:
+        return shard, (self.file_index, self._keys.pop(shard), self._nodes.pop(shard))
+
+    def flush(self) -> Iterator[Packed]:
+        for shard in sorted(self._nodes):
+            yield self._take(shard)
 
 
-class ConnectedComponents(beam.PTransform):
-    """Edges `(a, b)` → `(node, root)`: root = the smallest node of the node's component."""
+def _unpack(packed: Packed) -> Iterator[tuple[Any, str]]:
+    _, (_, keys, nodes) = packed
+    yield from zip(keys, nodes, strict=True)
+
+
+def _shard_edges(item: tuple[int, Iterable[tuple[int, list[Any], list[str]]]]) -> Iterator[tuple[str, str]]:
+    """Within one key shard: `(member, smallest node of its key group)` for every other member."""
+    smallest: dict[Any, str] = {}
+    members: dict[Any, list[str]] = {}
+    for _, keys, nodes in item[1]:
+        for key, node in zip(keys, nodes, strict=True):
+            low = smallest.get(key)
+            if low is None:
+                smallest[key] = node
+                continue
+            group = members.setdefault(key, [low])
+            group.append(node)
+            if node < low:
+                smallest[key] = node
+    for key, group in members.items():
+        low = smallest[key]
+        for node in sorted(set(group)):
+            if node != low:
+                yield node, low
+
+
+class GroupEdges(beam.PTransform):
+    """Packed `(key, node)` records → `(member, smallest node of its key group)` edges."""
+
+    def __init__(self, distributed: bool) -> None:
+        super().__init__()
+        self.distributed = distributed
+
+    def expand(self, packed: beam.PCollection) -> beam.PCollection:
+        if self.distributed:
+            return packed | "Unpack" >> beam.FlatMap(_unpack) | "BucketEdges" >> BucketEdges()
+        return packed | "ByShard" >> beam.GroupByKey() | "ShardEdges" >> beam.FlatMap(_shard_edges)
+
+
+def _union_find(item: tuple[None, Iterable[tuple[str, str]]]) -> Iterator[tuple[str, str]]:
+    yield from union_find_roots(item[1]).items()
+
+
+class Components(beam.PTransform):
+    """Edges → `(node, root)`: root = the smallest node of the node's component."""
+
+    def __init__(self, distributed: bool, max_rounds: int) -> None:
+        super().__init__()
+        self.distributed = distributed
+        self.max_rounds = max_rounds
 
     def expand(self, edges: beam.PCollection) -> beam.PCollection:
-        def components(item: tuple[None, Iterable[tuple[str, str]]]) -> Iterator[tuple[str, str]]:
-            yield from connected_components(item[1]).items()
-
+        if self.distributed:
+            return edges | "Rounds" >> ConnectedComponents(max_rounds=self.max_rounds)
         return (
             edges
             | "Distinct" >> beam.Distinct()
             | "One" >> beam.Map(lambda e: (None, e))
             | "Gather" >> beam.GroupByKey()
-            | "UnionFind" >> beam.FlatMap(components)
+            | "UnionFind" >> beam.FlatMap(_union_find)
         )
 
 
-class ExactDuplicates(beam.PTransform):
-    """`(text digest, node)` → the nodes to drop (all but the smallest id of each digest)."""
+class DuplicateMembers(beam.PTransform):
+    """Packed `(key, node)` records → the nodes to drop: all but the smallest node of each key group."""
 
-    def expand(self, digests: beam.PCollection) -> beam.PCollection:
-        return digests | "Edges" >> BucketEdges() | "Members" >> beam.Map(lambda edge: edge[0])
+    def __init__(self, distributed: bool) -> None:
+        super().__init__()
+        self.distributed = distributed
+
+    def expand(self, packed: beam.PCollection) -> beam.PCollection:
+        return packed | "Edges" >> GroupEdges(self.distributed) | "Members" >> beam.Map(lambda edge: edge[0])
 
 
 class NearDuplicates(beam.PTransform):
-    """`(band key, node)` → `(node, root)` for the nodes to drop: every member of a cluster but its root,
-    the smallest id."""
+    """Packed `(band key, node)` records → `(node, root)` for the nodes to drop: every member of a cluster
+    but its root, the smallest node."""
 
-    def expand(self, bands: beam.PCollection) -> beam.PCollection:
+    def __init__(self, distributed: bool, max_rounds: int) -> None:
+        super().__init__()
+        self.distributed = distributed
+        self.max_rounds = max_rounds
+
+    def expand(self, packed: beam.PCollection) -> beam.PCollection:
         return (
-            bands
-            | "Edges" >> BucketEdges()
-            | "Components" >> ConnectedComponents()
+            packed
+            | "Edges" >> GroupEdges(self.distributed)
+            | "Components" >> Components(self.distributed, self.max_rounds)
             | "NotRoot" >> beam.Filter(lambda nr: nr[0] != nr[1])
         )
 

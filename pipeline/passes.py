@@ -40,6 +40,7 @@ from manifests.corpus import (
     stat,
 )
 from manifests.schema import SourceConfig
+from pipeline.dedup import NodePacker, Packed
 from pipeline.linededup import scope_key
 from pipeline.read import InputFile, node_id, parse_node
 
@@ -78,7 +79,8 @@ def received(kind: str) -> str:
 
 
 class CountReceived(beam.PTransform):
-    """Counts, per input file, the records of `kind` that reached the next stage: `(file, {received.kind: n})`.
+    """Counts, per input file, the records of `kind` that reached the next stage: `(file, {received.kind: n})`
+    (line records one an element; digests, ids and band keys packed, `pipeline.dedup.NodePacker`).
 
     Next to the producers' own counts (`sent.kind`) this turns records lost between stages — a worker's
     output cut short, a bundle retried without its outputs — into a loud failure instead of weaker dedup.
@@ -90,24 +92,21 @@ class CountReceived(beam.PTransform):
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         key = received(self.kind)
-        if self.kind == LINES:
-            file_of = _line_record_file
-        else:
-            file_of = _node_file
+        count = _line_record_count if self.kind == LINES else _packed_count
         return (
             records
-            | "File" >> beam.Map(lambda r: (file_of(r), 1))
+            | "File" >> beam.Map(count)
             | "Sum" >> beam.CombinePerKey(sum)
             | "AsCounts" >> beam.MapTuple(lambda index, n: (index, {key: n}))
         )
 
 
-def _line_record_file(record: tuple[int, tuple[int, Any]]) -> int:
-    return record[1][0]
+def _line_record_count(record: tuple[int, tuple[int, Any]]) -> tuple[int, int]:
+    return record[1][0], 1
 
 
-def _node_file(record: tuple[Any, str]) -> int:
-    return parse_node(record[1])[1]
+def _packed_count(packed: Packed) -> tuple[int, int]:
+    return packed[1][0], len(packed[1][2])
 
 
 def run_path(tmp_dir: str, file_index: int, run: int) -> str:
@@ -144,6 +143,7 @@ class HashFileFn(beam.DoFn):
         self._bytes = 0
         self._sent: Counter[str] = Counter()
         merged: list[LineRecords] = []  # the file's records, merged as they come: one record per shard
+        digests = NodePacker(item.index, self.cfg.clusters.key_shards)
         for doc in _source_file(self.cfg, item):
             if not hp.admit(doc):
                 continue
@@ -152,7 +152,8 @@ class HashFileFn(beam.DoFn):
                 node = node_id(doc.id, item.index)
                 self._bytes += 20 + len(node)
                 self._sent[DIGESTS] += 1
-                yield beam.pvalue.TaggedOutput(DIGESTS, (text_digest(doc.text), node))
+                for packed in digests.add(text_digest(doc.text), node):
+                    yield beam.pvalue.TaggedOutput(DIGESTS, packed)
             if hp.rule is not None:
                 chunk.append(doc)
                 if len(chunk) >= self.chunk_docs:
@@ -160,6 +161,8 @@ class HashFileFn(beam.DoFn):
                     chunk = []
         if hp.rule is not None:
             yield from self._records(item, merge_line_records([*merged, hp.line_records(chunk)]))
+        for packed in digests.flush():
+            yield beam.pvalue.TaggedOutput(DIGESTS, packed)
         yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes, dict(self._sent))))
 
 
@@ -273,6 +276,8 @@ class MineFileFn(beam.DoFn):
         admitted = 0
         chunk: list[Document] = []
         batch = self.cfg.ccnet.batch_size
+        ids = NodePacker(index, self.cfg.clusters.key_shards)
+        bands = NodePacker(index, self.cfg.clusters.key_shards)
 
         def mine(docs: list[Document]) -> Iterator[Any]:
             mined = self._miner.mine(docs, exact, duplicated)
@@ -285,13 +290,15 @@ class MineFileFn(beam.DoFn):
                 node = node_id(doc.id, index)
                 counts[SMALL_RECORD_BYTES] += len(doc.id) + len(node)
                 counts[sent(IDS)] += 1
-                yield beam.pvalue.TaggedOutput(IDS, (doc.id, node))
+                for packed in ids.add(doc.id, node):
+                    yield beam.pvalue.TaggedOutput(IDS, packed)
             for doc, keys in zip(mined.kept, mined.band_keys, strict=False):
                 node = node_id(doc.id, index)
                 counts[SMALL_RECORD_BYTES] += len(keys) * (16 + len(node))
                 counts[sent(BANDS)] += len(keys)
                 for key in keys:
-                    yield beam.pvalue.TaggedOutput(BANDS, (key, node))
+                    for packed in bands.add(key, node):
+                        yield beam.pvalue.TaggedOutput(BANDS, packed)
 
         for doc in sf:
             if length_drop(doc, self.cfg) is None:
@@ -303,6 +310,10 @@ class MineFileFn(beam.DoFn):
                 dead.extend(sf.take_dead_letters())
         if chunk:
             yield from mine(chunk)
+        for packed in ids.flush():
+            yield beam.pvalue.TaggedOutput(IDS, packed)
+        for packed in bands.flush():
+            yield beam.pvalue.TaggedOutput(BANDS, packed)
         dead.extend(sf.take_dead_letters())
         if expected is not None and expected != admitted:
             raise RuntimeError(

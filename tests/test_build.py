@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from build_corpus import BOILERPLATE, paragraph, write_wet
 
+from filters.components import union_find_roots
 from filters.sources.base import ReadStats
 from filters.sources.commoncrawl import read_wet
 from pipeline.build import main
-from pipeline.dedup import connected_components
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -159,7 +159,7 @@ def test_bad_manifest_refused_before_any_work(
 
 
 def test_connected_components_keep_the_smallest_id() -> None:
-    comps = connected_components([("b", "c"), ("a", "b"), ("x", "y"), ("d", "c")])
+    comps = union_find_roots([("b", "c"), ("a", "b"), ("x", "y"), ("d", "c")])
     assert comps == {"a": "a", "b": "a", "c": "a", "d": "a", "x": "x", "y": "x"}
 
 
@@ -372,3 +372,32 @@ def test_parts_are_cut_by_text_size_and_stay_sorted(tmp_path: Path, monkeypatch)
     assert all(p["text_bytes"] >= 20000 for p in m["parts"][:-1])
     ids = [r["id"] for r in rows(out, "cc")]
     assert ids == sorted(ids) and len(ids) == m["kept"] == sum(p["rows"] for p in m["parts"])
+
+
+@pytest.mark.slow
+def test_distributed_clusters_give_the_same_bytes_as_sharded(built: Path, tmp_path: Path) -> None:
+    """`clusters.algorithm = "distributed"` (never a bucket or a component on one worker; what Dataflow
+    runs at scale) writes exactly what the sharded default writes."""
+    text = (
+        (built / "m.toml")
+        .read_text()
+        .replace(
+            "[sources.commoncrawl.ccnet]",
+            '[sources.commoncrawl.clusters]\nalgorithm = "distributed"\n[sources.commoncrawl.ccnet]',
+        )
+    )
+    (tmp_path / "m.toml").write_text(text)
+    out = tmp_path / "out"
+    assert (
+        main(["--manifest", str(tmp_path / "m.toml"), "--output", str(out), "--sources", "commoncrawl"]) == 0
+    )
+    m = manifest_of(out, "commoncrawl")
+    assert (
+        m["paths"]["clusters"] == "distributed"
+        and manifest_of(built / "out", "commoncrawl")["paths"]["clusters"] == "sharded"
+    )
+    names = sorted(p.name for p in (built / "out" / "commoncrawl").glob("part-*"))
+    for name in names:
+        assert (out / "commoncrawl" / name).read_bytes() == (
+            built / "out" / "commoncrawl" / name
+        ).read_bytes()
