@@ -113,12 +113,15 @@ def parquet_bytes(docs: Iterable[DocumentLike], row_group_rows: int = ROW_GROUP_
 
 
 class PartWriter:
-    """Rows (dicts of `SCHEMA`, already in id order) streamed into parts `part-GGGGG-SSS.parquet` of a group.
+    """Rows of `SCHEMA` (one-row views of record batches, already in id order) streamed into the parts
+    `part-GGGGG-SSS.parquet` of a group.
 
-    Row groups of `ROW_GROUP_ROWS` rows (fewer when they reach `ROW_GROUP_TEXT_BYTES`); a new part starts once the current one holds `max_text_bytes` of
-    text (checked at row-group boundaries), so the cuts depend on the rows only and the same rows give the
-    same files. Each part is written to a local temporary file and moved to `folder` atomically.
-    Memory: one row group.
+    Row groups of `ROW_GROUP_ROWS` rows, fewer when they reach `ROW_GROUP_TEXT_BYTES` of text; a new part
+    starts once the current one holds `max_text_bytes` of text (checked at row-group boundaries), so the cuts
+    depend on the rows only and the same rows give the same files. A row group is assembled from slices of
+    the batches the rows came from (consecutive rows of one batch are one slice) and copied once, at its
+    final size: no Python objects per row, and no growing buffers left behind in the allocator. Each part
+    is written to a local temporary file and moved to `folder` atomically. Memory: one row group.
     """
 
     def __init__(self, folder: str, group: int, max_text_bytes: int) -> None:
@@ -126,34 +129,41 @@ class PartWriter:
         self.group = group
         self.max_text_bytes = max_text_bytes
         self.entries: list[dict[str, Any]] = []
-        self._rows: list[dict[str, Any]] = []
+        self._slices: list[list[Any]] = []  # [batch, offset, length]
+        self._rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._local = ""
         self._part_rows = 0
         self._part_text = 0
         self._group_text = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
-        size = len(row["text"].encode("utf-8", errors="replace"))
-        self._part_text += size
-        self._group_text += size
-        if len(self._rows) >= ROW_GROUP_ROWS or self._group_text >= ROW_GROUP_TEXT_BYTES:
+    def add(self, batch: pa.RecordBatch, row: int, text_bytes: int) -> None:
+        last = self._slices[-1] if self._slices else None
+        if last is not None and last[0] is batch and last[1] + last[2] == row:
+            last[2] += 1
+        else:
+            self._slices.append([batch, row, 1])
+        self._rows += 1
+        self._part_text += text_bytes
+        self._group_text += text_bytes
+        if self._rows >= ROW_GROUP_ROWS or self._group_text >= ROW_GROUP_TEXT_BYTES:
             self._write_group()
             if self._part_text >= self.max_text_bytes:
                 self._close_part()
 
     def _write_group(self) -> None:
-        if not self._rows:
+        if not self._slices:
             return
         if self._writer is None:
             fd, self._local = tempfile.mkstemp(prefix="corral-part-", suffix=".parquet")
             os.close(fd)
             self._writer = pq.ParquetWriter(self._local, SCHEMA, **_PARQUET_SETTINGS)
-        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
-        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self._part_rows += len(self._rows)
-        self._rows, self._group_text = [], 0
+        table = pa.Table.from_batches([b.slice(o, n) for b, o, n in self._slices], schema=SCHEMA)
+        self._writer.write_table(table.combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        self._part_rows += self._rows
+        self._slices, self._rows, self._group_text = [], 0, 0
+        del table
+        pa.default_memory_pool().release_unused()
 
     def _close_part(self) -> None:
         if self._writer is None:

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from filters.ccnet import HashPass, Miner, length_drop, text_digest
@@ -194,18 +196,22 @@ class _SortedRuns:
         self.runs += 1
         self.rows += len(self._buffer)
         self._buffer, self._text = [], 0
+        pa.default_memory_pool().release_unused()  # the table's buffers grew by doubling: give them back
 
     def close(self) -> None:
         self._flush()
 
 
-def _run_rows(path: str, file_index: int) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """`(id, file, row)` of a sorted run, read a few rows at a time."""
+def _run_rows(path: str, file_index: int) -> Iterator[tuple[str, int, pa.RecordBatch, int, int]]:
+    """`(id, file, batch, row, text bytes)` of a sorted run, read a few rows at a time (no row is converted
+    to Python objects: only the ids, which the merge compares)."""
     with storage.open_read(path) as f:
         # One row group at a time: with threads, pyarrow reads ahead several (the whole run, for small ones).
         for batch in pq.ParquetFile(f).iter_batches(batch_size=MERGE_BATCH_ROWS, use_threads=False):
-            for row in batch.to_pylist():
-                yield row["id"], file_index, row
+            ids = batch.column("id").to_pylist()
+            sizes = pc.binary_length(batch.column("text")).to_pylist()
+            for row, (doc_id, size) in enumerate(zip(ids, sizes, strict=True)):
+                yield doc_id, file_index, batch, row, size
 
 
 class MineFileFn(beam.DoFn):
@@ -365,13 +371,13 @@ class WritePartFn(beam.DoFn):
         runs = [_run_rows(run_path(self.tmp_dir, i, r), i) for i in expected for r in range(spilled[i][0])]
         counts: dict[int, Counter[str]] = {i: Counter() for i in expected}
         writer = PartWriter(storage.join(self.tmp_dir, PARTS), group, self.max_text_bytes)
-        for doc_id, index, row in heapq.merge(*runs, key=lambda t: (t[0], t[1])):
+        for doc_id, index, batch, row, size in heapq.merge(*runs, key=lambda t: (t[0], t[1])):
             reason = drops.get((doc_id, index))
             if reason:
                 counts[index][dropped(reason)] += 1
             else:
                 counts[index][KEPT] += 1
-                writer.add(row)
+                writer.add(batch, row, size)
         for index in expected:
             seen = sum(counts[index].values())
             if seen != spilled[index][1]:
