@@ -1,0 +1,1 @@
+"""The parts of `corral report` (corral/report.py): reading a run folder, its figures, its HTML page."""
