@@ -401,3 +401,63 @@ def test_distributed_clusters_give_the_same_bytes_as_sharded(built: Path, tmp_pa
         assert (out / "commoncrawl" / name).read_bytes() == (
             built / "out" / "commoncrawl" / name
         ).read_bytes()
+
+
+def test_c4_recipe_with_tfds_line_dedup_and_bad_words(tmp_path: Path) -> None:
+    """Raw pages made into C4: tfds keeps a shared line in the page whose URL has the smallest MD5 and
+    drops it elsewhere, re-checks the three-sentence rule, and the bad-words list drops a page."""
+    import hashlib
+
+    shared = "This line is shared by two pages of the crawl today."
+    body = "The harbour was rebuilt in the spring of that year. Many visitors came to see it."
+    pages = {
+        "http://a.example/one": f"{shared}\n{body}\nThe old bridge was repaired after a long winter.",
+        "http://b.example/two": f"{shared}\nA small village improved its water supply last year.\n"
+        "The new pipes were laid along the main road.",
+        "http://c.example/bad": "The museum opened a new hall for the winter season. It was full every day.\n"
+        "The council said the frobnicator was not welcome in town.\nAll agreed.",
+    }
+    keeper = min(
+        ("http://a.example/one", "http://b.example/two"), key=lambda u: hashlib.md5(u.encode()).hexdigest()
+    )
+    loser = next(u for u in ("http://a.example/one", "http://b.example/two") if u != keeper)
+    rows_in = [json.dumps({"text": t, "url": u}) for u, t in pages.items()]
+    (tmp_path / "c4.jsonl").write_text("\n".join(rows_in) + "\n")
+    (tmp_path / "bad.txt").write_text("frobnicator\n")
+    manifest = _write_manifest(
+        tmp_path,
+        f'[sources.c4]\nreader = "c4_json"\ninputs = ["{tmp_path / "c4.jsonl"}"]\nweight = 1\n'
+        '[sources.c4.ccnet]\nline_dedup = "tfds"\nlanguages = []\n'
+        f'[sources.c4.c4]\nbadwords = {{en = "{tmp_path / "bad.txt"}"}}\n',
+    )
+    assert main(["--manifest", str(manifest)]) == 0
+    texts = {r["url"]: r["text"] for r in rows(tmp_path / "out", "c4")}
+    m = manifest_of(tmp_path / "out", "c4")
+    assert texts[keeper].startswith(shared)
+    assert m["dropped"]["c4_badwords"] == 1 and "http://c.example/bad" not in texts
+    if loser in texts:  # the loser lost the shared line and still has three sentences
+        assert shared not in texts[loser]
+    else:
+        assert m["dropped"]["c4_too_few_sentences_after_dedup"] == 1
+    assert m["settings"]["ccnet"]["line_dedup"] == "tfds" and m["settings"]["c4"]["rules"]
+
+
+def test_dedup_scope_counts_lines_within_groups_of_files(tmp_path: Path) -> None:
+    """`dedup_scope = 1`: each input file is its own scope (cc_net counts within groups of shards)."""
+    rng = __import__("random").Random(6)
+    line = "A line that both files contain, once each."
+    for name in ("a", "b"):
+        write_wet(
+            tmp_path / f"{name}.warc.wet", [(f"http://{name}.example/1", f"{paragraph(rng, 3)}\n{line}")]
+        )
+    for scope, kept in (('"source"', False), ("1", True)):
+        out = tmp_path / f"out-{scope.strip(chr(34))}"
+        manifest = _write_manifest(
+            tmp_path,
+            CC_ONLY.format(
+                inputs=tmp_path / "*.warc.wet", extra=f"langid = false\ndedup_scope = {scope}"
+            ).replace('output = "out"', f'output = "{out}"'),
+        )
+        assert main(["--manifest", str(manifest), "--output", str(out)]) == 0
+        texts = [r["text"] for r in rows(out, "cc")]
+        assert len(texts) == 2 and all((line in t) is kept for t in texts), scope

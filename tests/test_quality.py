@@ -223,3 +223,31 @@ def test_real_web_pages(shared_data) -> None:
             assert line.endswith((".", "?", "!", '"')) and not line.endswith("...")
             assert len(line.split()) >= 5
             assert "javascript" not in line.lower() and "{" not in line
+
+
+def test_badwords_filter_has_the_tfds_semantics(tmp_path) -> None:
+    """tfds `get_badwords_filter_fn`: escaped words, flanked by non-word characters (or the ends) except
+    for ja/th/zh, searched in the lower-cased page, per language."""
+    from filters.quality import REASON_BADWORDS, BadWordsFilter, load_word_list
+
+    f = BadWordsFilter({"en": ["bad word", "x.y"], "zh": ["坏"]})
+    assert f.reason("A Bad Word here.", "en") == REASON_BADWORDS
+    assert f.reason("bad word", "en") == REASON_BADWORDS  # start and end of text count as boundaries
+    assert f.reason("badwords are fine", "en") is None and f.reason("abad word", "en") is None
+    assert f.reason("xzy", "en") is None and f.reason("(x.y)", "en") == REASON_BADWORDS  # escaped, not a regex
+    assert f.reason("这是坏的", "zh") == REASON_BADWORDS  # no word boundaries for Chinese
+    assert f.reason("A bad word.", "de") is None and f.reason("A bad word.", None) is None
+    assert f.reason("A bad word.", "en-US") == REASON_BADWORDS  # suffix removed, as tfds does
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="empty"):
+        load_word_list(empty)
+    with pytest.raises(ValueError, match="is empty"):
+        BadWordsFilter({"en": []})
+
+
+def test_enough_sentences_after_dedup() -> None:
+    from filters.quality import enough_sentences
+
+    assert enough_sentences("One sentence here. Two sentences here.\nThree sentences now.")
+    assert not enough_sentences("Only one sentence.\nAnd a second one.")

@@ -176,3 +176,21 @@ def test_real_papers(shared_data: Path, paper: str) -> None:
         assert "space-partitioning data structure" in text  # from \input{ckdtree}
     if paper.startswith("cam16"):
         assert "\\rgb" not in text and "\\bm{R}" in text
+
+
+def test_first_section_is_one_used_in_the_body() -> None:
+    """A preamble names \\section in titlesec and \\renewcommand arguments: those are not sections."""
+    tex = (
+        "\\documentclass{article}\n\\usepackage{titlesec}\n"
+        "\\titlespacing*{\\section}{0pt}{2ex}{1ex}\n\\titleformat{\\section}[block]{\\bfseries}{}{0pt}{}\n"
+        "\\renewcommand\\section{\\oldsection}\n\\begin{document}\n\\maketitle\n"
+        "{\\bf Abstract.} A short abstract.\n\\section{Introduction}\nBody text.\n\\bibliography{refs}\n"
+        "\\end{document}\n"
+    )
+    body = body_between_section_and_bibliography(tex)
+    assert body is not None and body.startswith("\\section{Introduction}") and "titlesec" not in body
+    assert body_between_section_and_bibliography("\\begin{document} no sections \\end{document}") is None
+    assert body_between_section_and_bibliography("\\section*{Starred} x").startswith("\\section*")
+    assert body_between_section_and_bibliography("{\\section{inside braces}} \\subsection[s]{Real}").startswith(
+        "\\subsection[s]"
+    )

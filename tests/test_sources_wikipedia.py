@@ -437,3 +437,14 @@ def test_mwparserfromhell_uses_its_c_tokenizer() -> None:
     assert mwparserfromhell.parser.use_c, (
         "mwparserfromhell's C tokenizer is not built: reinstall from a wheel"
     )
+
+
+def test_unmatched_link_brackets_removed_words_kept() -> None:
+    from filters.sources.wikipedia import WikitextRenderer, remove_unmatched_brackets
+
+    assert remove_unmatched_brackets("a [[Foo b") == "a Foo b"
+    assert remove_unmatched_brackets("c [[Bar] d") == "c Bar d"
+    assert remove_unmatched_brackets("Foo]] end") == "Foo end"
+    assert remove_unmatched_brackets("keep [sic] and [[x]] pairs") == "keep [sic] and [[x]] pairs"
+    text = WikitextRenderer()("Η [[Αθήνα]] είναι η [[πρωτεύουσα της Ελλάδας. Ένα [[Foo] τέλος [sic].")
+    assert text == "Η Αθήνα είναι η πρωτεύουσα της Ελλάδας. Ένα Foo τέλος [sic]."
