@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-hf": ("model.hf:main", "export a checkpoint in Hugging Face LlamaForCausalLM layout"),
     "sample": ("corral.sample:main", "generate the demo's input data: all seven sources in their real formats"),
     "report": ("corral.report:main", "one static HTML page with PNG figures of a run folder (`--run DIR`)"),
-    "demo": ("corral.demo:main", "run the whole flow that exists so far on the bundled sample"),
+    "demo": ("corral.demo:main", "sample or --data DIR → corpus → tokenizer → model → HF export → report"),
 }
 
 
