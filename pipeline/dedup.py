@@ -28,11 +28,44 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 
 from filters.components import union_find_roots
 from pipeline.components import BucketEdges, ConnectedComponents
 
-Packed = tuple[int, tuple[int, list[Any], list[str]]]  # (key shard, (file, keys, nodes))
+Packed = tuple[int, tuple[int, "Strings", "Strings"]]  # (key shard, (file, keys, nodes))
+
+
+class Strings:
+    """Many short strings (or byte strings) as one buffer and its offsets: one Python object for thousands of
+    records wherever Beam's local runner decodes and holds them (its grouping buffers keep decoded values)."""
+
+    __slots__ = ("data", "offsets", "text")
+
+    def __init__(self, items: list[Any]) -> None:
+        self.text = bool(items) and isinstance(items[0], str)
+        raw = [i.encode("utf-8", errors="surrogatepass") for i in items] if self.text else items
+        self.data = b"".join(raw)
+        self.offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in raw], out=self.offsets[1:])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __iter__(self) -> Iterator[Any]:
+        data, bounds = self.data, self.offsets.tolist()
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            piece = data[lo:hi]
+            yield piece.decode("utf-8", errors="surrogatepass") if self.text else piece
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _strings, (self.data, self.offsets, self.text)
+
+
+def _strings(data: bytes, offsets: np.ndarray, text: bool) -> Strings:
+    out = Strings.__new__(Strings)
+    out.data, out.offsets, out.text = data, offsets, text
+    return out
 
 
 def key_shard(key: bytes | str, shards: int) -> int:
@@ -61,7 +94,7 @@ class NodePacker:
             yield self._take(shard)
 
     def _take(self, shard: int) -> Packed:
-        return shard, (self.file_index, self._keys.pop(shard), self._nodes.pop(shard))
+        return shard, (self.file_index, Strings(self._keys.pop(shard)), Strings(self._nodes.pop(shard)))
 
     def flush(self) -> Iterator[Packed]:
         for shard in sorted(self._nodes):
@@ -73,7 +106,7 @@ def _unpack(packed: Packed) -> Iterator[tuple[Any, str]]:
     yield from zip(keys, nodes, strict=True)
 
 
-def _shard_edges(item: tuple[int, Iterable[tuple[int, list[Any], list[str]]]]) -> Iterator[tuple[str, str]]:
+def _shard_edges(item: tuple[int, Iterable[tuple[int, Strings, Strings]]]) -> Iterator[tuple[str, str]]:
     """Within one key shard: `(member, smallest node of its key group)` for every other member."""
     smallest: dict[Any, str] = {}
     members: dict[Any, list[str]] = {}
