@@ -797,12 +797,7 @@ def stage_train(run: Run) -> tuple[str, str]:
         # Other shards or another config: its checkpoints cannot be resumed (the trainer refuses them).
         print(f"corral demo: {run_dir} was trained on other inputs; starting the run afresh", flush=True)
         shutil.rmtree(run_dir)
-    found = ckpt.complete_checkpoints(str(run_dir))
-    if found and found[-1][0] >= steps and not (run_dir / "final" / "model.safetensors").is_file():
-        # Killed between the last checkpoint and the export of final/: `--resume auto` would find nothing
-        # to do and never export, so step back to the checkpoint before it.
-        shutil.rmtree(found[-1][1])
-        found = found[:-1]
+    found = ckpt.complete_checkpoints(str(run_dir))  # at the last step: the trainer only exports final/
     run.record("train", key, None, done=False)
     resumed = f"resuming from {found[-1][1]}" if found else "fresh run"
     print(f"corral demo: training {steps} steps ({resumed})", flush=True)

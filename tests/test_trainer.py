@@ -659,3 +659,24 @@ def test_trains_on_shards_of_the_real_samples(tmp_path: Path, shared_data: Path)
     sample = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[-1])
     assert isinstance(sample["output"], str)  # decoded with the tokenizer found beside the shards
     assert (tmp_path / "run" / "final" / "tokenizer.model").is_file()
+
+
+def test_resume_after_the_last_checkpoint_finishes_the_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after its last checkpoint but before `final/`: `--resume auto` exports, it does not retrain."""
+    import shutil
+
+    synthetic_shards(tmp_path / "shards")
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "shards", tmp_path / "run", train={"steps": 5})
+    assert train_main(["--config", str(cfg)]) == 0
+    weights = (tmp_path / "run" / "final" / "model.safetensors").read_bytes()
+    shutil.rmtree(tmp_path / "run" / "final")
+    (tmp_path / "run" / "summary.json").unlink()
+    capsys.readouterr()
+    assert train_main(["--config", str(cfg), "--resume", "auto"]) == 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() == weights
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5
+    assert [r["step"] for r in metrics(tmp_path / "run")] == list(range(1, 6))
+    assert train_main(["--config", str(cfg), "--resume", "auto"]) == 0
+    assert "nothing to do" in capsys.readouterr().out

@@ -655,7 +655,13 @@ class Trainer:
             if d.main:
                 print(f"resumed from {self.resume_from} at step {self.step} (data position {self.position})")
         if self.step >= self.total_steps and not self.dry_run:
-            if d.main:
+            finished = os.path.exists(os.path.join(self.run_dir, "summary.json"))
+            if not finished and cfg.checkpoint.export:
+                # Stopped after its last checkpoint but before the export: finish the run, do not retrain.
+                final = self.export_final()
+                if d.main:
+                    self._summary(final)
+            elif d.main:
                 print(f"nothing to do: step {self.step} reached train.steps {self.total_steps}")
             return 0
         if self.dry_run:
