@@ -29,6 +29,10 @@ demo: install
 	$(BIN)/corral demo
 
 test: install
+	bash scripts/run_tests.sh $(BIN)/pytest -q -m "slow or not slow"
+
+# The default suite: everything but the tests marked slow (pyproject's addopts deselects them).
+test-fast: install
 	bash scripts/run_tests.sh $(BIN)/pytest -q
 
 lint: install

@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.train:main", "train a LLaMA model on the shards (also under torchrun)"),
     "generate": ("model.generate:main", "generate text from a model checkpoint"),
     "export-hf": ("model.hf:main", "export a checkpoint in Hugging Face LlamaForCausalLM layout"),
-    "sample": ("corral.sample:main", "generate the demo's input data: all seven sources in their real formats"),
+    "sample": (
+        "corral.sample:main",
+        "generate the demo's input data: all seven sources in their real formats",
+    ),
     "report": ("corral.report:main", "one static HTML page with PNG figures of a run folder (`--run DIR`)"),
     "demo": ("corral.demo:main", "sample or --data DIR → corpus → tokenizer → model → HF export → report"),
 }

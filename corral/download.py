@@ -478,7 +478,9 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument("--offset", type=int, default=0, help="skip the first K listed WET files")
     wk = sub.add_parser("wikipedia", parents=[common], help="pages-articles dumps per language")
     wk.add_argument("--lang", action="append", required=True, help="language code; repeat for several")
-    wk.add_argument("--date", required=True, help="dump date YYYYMMDD (LLaMA §2.1 used the June-August 2022 dumps)")
+    wk.add_argument(
+        "--date", required=True, help="dump date YYYYMMDD (LLaMA §2.1 used the June-August 2022 dumps)"
+    )
     return p
 
 

@@ -215,6 +215,8 @@ def test_demo_manifest_lm_and_build_cover_all_seven_sources(tmp_path: Path) -> N
     sources = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
     for source in sources:
         assert manifest_of(tmp_path / "corpus", source)["kept"] > 0, source
-    assert all(r["lang"] == "en" and r["bucket"] is None for r in rows(tmp_path / "corpus", "c4"))  # C4: no pp
+    assert all(
+        r["lang"] == "en" and r["bucket"] is None for r in rows(tmp_path / "corpus", "c4")
+    )  # C4: no pp
     assert all(r["bucket"] in ("head", "middle") for r in rows(tmp_path / "corpus", "commoncrawl"))
     shutil.rmtree(tmp_path / "lm")

@@ -12,10 +12,10 @@ from filters.langid import (
     LID_FTZ_SHA256,
     LanguageIdentifier,
     ModelFileError,
-    _sha256,
     default_model_path,
     lang_drop_reason,
 )
+from manifests.storage import sha256_of
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def lid() -> LanguageIdentifier:
 def test_default_model_is_the_wheels_ftz() -> None:
     path = default_model_path()
     assert path.name == "lid.176.ftz"
-    assert _sha256(path) == LID_FTZ_SHA256
+    assert sha256_of(str(path)) == LID_FTZ_SHA256
 
 
 def test_env_var_overrides_model(monkeypatch, tmp_path: Path) -> None:

@@ -44,7 +44,9 @@ def test_llama_manifest_has_the_papers_mixture() -> None:
     assert m.sources["books"].minhash.threshold == 0.9 and m.sources["books"].minhash.enabled
     # the recipes are the defaults: llama.toml writes none of these
     assert "ccnet" not in m.sources["commoncrawl"].explicit and "minhash" not in m.sources["books"].explicit
-    assert m.sources["github"].exact_dedup and m.sources["c4"].c4.rules and not m.sources["c4"].ccnet.perplexity
+    assert (
+        m.sources["github"].exact_dedup and m.sources["c4"].c4.rules and not m.sources["c4"].ccnet.perplexity
+    )
     assert not m.sources["wikipedia"].ccnet.enabled and not m.sources["arxiv"].minhash.enabled
 
 
@@ -89,12 +91,12 @@ def test_paths_are_relative_to_the_manifest(tmp_path: Path) -> None:
         ),
         (
             "weight = 2.5",
-            "weight = 2.5\n[sources.web.ccnet]\nperplexity = false\nkeep_buckets = [\"head\"]",
+            'weight = 2.5\n[sources.web.ccnet]\nperplexity = false\nkeep_buckets = ["head"]',
             "sources.web.ccnet.keep_buckets",
             "ccnet.perplexity is off",
         ),
         ('wikiref_source = "web"', 'wikiref_source = "nope"', "lm.wikiref_source", "needs negatives"),
-        ('[sources.wikipedia]', '[sources.wiki]', "sources.web.ccnet.perplexity", "lm.source = 'wikipedia'"),
+        ("[sources.wikipedia]", "[sources.wiki]", "sources.web.ccnet.perplexity", "lm.source = 'wikipedia'"),
     ],
 )
 def test_bad_values_name_the_key_and_file(tmp_path: Path, old: str, new: str, key: str, words: str) -> None:

@@ -234,7 +234,9 @@ def test_badwords_filter_has_the_tfds_semantics(tmp_path) -> None:
     assert f.reason("A Bad Word here.", "en") == REASON_BADWORDS
     assert f.reason("bad word", "en") == REASON_BADWORDS  # start and end of text count as boundaries
     assert f.reason("badwords are fine", "en") is None and f.reason("abad word", "en") is None
-    assert f.reason("xzy", "en") is None and f.reason("(x.y)", "en") == REASON_BADWORDS  # escaped, not a regex
+    assert (
+        f.reason("xzy", "en") is None and f.reason("(x.y)", "en") == REASON_BADWORDS
+    )  # escaped, not a regex
     assert f.reason("这是坏的", "zh") == REASON_BADWORDS  # no word boundaries for Chinese
     assert f.reason("A bad word.", "de") is None and f.reason("A bad word.", None) is None
     assert f.reason("A bad word.", "en-US") == REASON_BADWORDS  # suffix removed, as tfds does

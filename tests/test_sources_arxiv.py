@@ -191,6 +191,6 @@ def test_first_section_is_one_used_in_the_body() -> None:
     assert body is not None and body.startswith("\\section{Introduction}") and "titlesec" not in body
     assert body_between_section_and_bibliography("\\begin{document} no sections \\end{document}") is None
     assert body_between_section_and_bibliography("\\section*{Starred} x").startswith("\\section*")
-    assert body_between_section_and_bibliography("{\\section{inside braces}} \\subsection[s]{Real}").startswith(
-        "\\subsection[s]"
-    )
+    assert body_between_section_and_bibliography(
+        "{\\section{inside braces}} \\subsection[s]{Real}"
+    ).startswith("\\subsection[s]")

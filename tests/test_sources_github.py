@@ -212,5 +212,7 @@ def test_real_github_sample(shared_data: Path):
     assert {d.meta["licence"] for d in docs} == {"apache-2.0", "mit"}
     assert len(kept) + sum(stats.dropped.values()) == 743
     assert 600 < len(kept) < 743
-    assert len({k.meta["content_sha256"] for k in kept}) < len(kept)  # copies left for the build's exact dedup
+    assert len({k.meta["content_sha256"] for k in kept}) < len(
+        kept
+    )  # copies left for the build's exact dedup
     assert not any(k.text.lstrip().lower().startswith(("# copyright", "// copyright")) for k in kept)
