@@ -163,16 +163,26 @@ def corral_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "corral.cli"]
 
 
-def run_build(folder: Path, run: Run, work: Path, extra: list[str], keep: bool) -> Run:
-    manifest = work / "scale.toml"
+def run_build(
+    folder: Path,
+    run: Run,
+    work: Path,
+    extra: list[str],
+    keep: bool,
+    manifest_text: str = MANIFEST,
+    tag: str = "",
+) -> Run:
+    """One `corral build` of `folder` as a subprocess, its process tree sampled; output in
+    work/out-<docs>-<workers>w<tag> (removed unless `keep`)."""
+    manifest = work / f"scale{tag}.toml"
     work.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(MANIFEST.format(source=SOURCE, glob=json.dumps(str(folder / "*.warc.wet.gz"))))
-    out = work / f"out-{run.docs}-{run.workers}w"
+    manifest.write_text(manifest_text.format(source=SOURCE, glob=json.dumps(str(folder / "*.warc.wet.gz"))))
+    out = work / f"out-{run.docs}-{run.workers}w{tag}"
     if out.exists():
         shutil.rmtree(out)
     argv = corral_command() + ["build", "--manifest", str(manifest), "--output", str(out), "--force"]
     argv += ["--direct_num_workers", str(run.workers), *extra]
-    log = work / f"build-{run.docs}-{run.workers}w.log"
+    log = work / f"build-{run.docs}-{run.workers}w{tag}.log"
     start = time.perf_counter()
     with open(log, "wb") as logf:
         proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO)

@@ -26,7 +26,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import sys
@@ -37,6 +36,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from manifests.toml_file import dump_toml, parse_value
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MANIFEST = REPO / "manifests" / "demo.toml"
@@ -77,36 +78,6 @@ class DemoError(Exception):
 # ------------------------------------------------------------------------------------------------- TOML
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
-def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Nested tables as `[a.b]` sections (the job manifest has `[sources.NAME.ccnet]`); None left out."""
-    lines = []
-    scalars = [(k, v) for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    tables = [(k, v) for k, v in data.items() if isinstance(v, dict)]
-    if prefix and (scalars or not tables):
-        lines.append(f"[{prefix}]")
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
-    for k, v in tables:
-        name = f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k)
-        lines += ["", dump_toml(v, name).rstrip("\n")]
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
 def _set_dotted(data: dict[str, Any], assignment: str, where: str) -> None:
     """`table.key=value` (value parsed as TOML, else a plain string) into a parsed TOML document."""
     key, eq, text = assignment.partition("=")
@@ -114,10 +85,7 @@ def _set_dotted(data: dict[str, Any], assignment: str, where: str) -> None:
         raise DemoError(
             f"corral demo: {where} {assignment!r}: expected KEY=VALUE, e.g. tokenizer.vocab_size=2048"
         )
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = text
+    value = parse_value(text)
     parts = key.strip().split(".")
     table = data
     for part in parts[:-1]:

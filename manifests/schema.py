@@ -8,11 +8,12 @@ manifest are relative to the manifest file; `gs://…` and other URL paths are l
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from manifests.toml_file import read_toml
 
 READER_NAMES = ("wet", "warc", "c4_json", "github", "wikipedia_xml", "gutenberg", "arxiv", "stackexchange")
 Bucket = Literal["head", "middle", "tail"]
@@ -369,17 +370,7 @@ def parse_manifest(data: dict[str, Any], file: str) -> Manifest:
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest TOML file; errors name the file and the key (or line for bad TOML)."""
-    file = str(Path(path).resolve())
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError(file, "<file>", f"cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ManifestError(file, "<file>", f"not UTF-8 at byte {exc.start}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(file, "<toml>", str(exc)) from None
+    file, data = read_toml(path, ManifestError)
     if "path" in data:
         raise ManifestError(file, "path", "unknown key")
     return parse_manifest(data, file)

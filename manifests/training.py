@@ -13,13 +13,13 @@ given on the command line are relative to the current directory.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from manifests.schema import ManifestError
+from manifests.toml_file import dump_toml, parse_value, read_toml
 
 PATH_KEYS = ("run_dir", "data.shards", "data.tokenizer")
 # The architecture fields of model.llama.LlamaConfig a config may set (vocab_size comes from the tokenizer).
@@ -178,38 +178,8 @@ class TrainingConfig(_Strict):
         return math.ceil(self.train.tokens / batch_tokens)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def dump_toml(data: dict[str, Any]) -> str:
-    """A flat-sections TOML writer (scalars at top, one table per dict) for configs like this one."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    for section, table in data.items():
-        if isinstance(table, dict):
-            lines += ["", f"[{section}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
-    return "\n".join(lines) + "\n"
-
-
 def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "<top level>"
-
-
-def _parse_value(text: str) -> Any:
-    """A command-line value as TOML (`3e-4`, `true`, `[1, 2]`), or else the plain string (`bf16`)."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], file: str) -> dict[str, Any]:
@@ -227,7 +197,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], file: str) -> di
             value = overrides[i + 1]
             i += 1
         i += 1
-        parsed: Any = _parse_value(value)
+        parsed: Any = parse_value(value)
         if name in PATH_KEYS:
             parsed = str(Path(value).expanduser().resolve())  # command-line paths: relative to the cwd
         parts = name.split(".")
@@ -273,15 +243,5 @@ def parse_config(data: dict[str, Any], file: str) -> TrainingConfig:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainingConfig:
     """Read a config TOML file, apply command-line overrides, validate; errors name the file and key."""
-    file = str(Path(path).resolve())
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(file, "<file>", f"cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(file, "<file>", f"not UTF-8 at byte {exc.start}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file, "<toml>", str(exc)) from None
+    file, data = read_toml(path, ConfigError)
     return parse_config(apply_overrides(data, overrides or [], file), file)

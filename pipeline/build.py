@@ -12,9 +12,7 @@ missing LM models, unreadable word lists); a source whose `manifest.json` exists
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import platform
 import sys
 from typing import Any
 
@@ -27,6 +25,7 @@ from manifests import storage
 from manifests.corpus import MANIFEST, CorpusManifest, is_complete
 from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
+from manifests.versions import package_versions
 from pipeline.dedup import ClusterSizes, DuplicateMembers, NearDuplicates
 from pipeline.linededup import BROADCAST, PER_FILE, LineVerdicts
 from pipeline.options import is_local, make_runner, parse_args, pipeline_options
@@ -58,16 +57,6 @@ VERSIONED = (
     "sentencepiece",
     "datasketch",
 )
-
-
-def tool_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def selected_sources(manifest: Manifest, sources: str | None) -> list[str]:
@@ -169,7 +158,7 @@ def source_header(manifest: Manifest, source: str, files: list[InputFile]) -> di
         "inputs": [{"path": f.path, "bytes": f.size} for f in files],
         "settings": cfg.effective(),
         "models": model_checksums(manifest, source),
-        "versions": tool_versions(),
+        "versions": package_versions(VERSIONED),
     }
 
 

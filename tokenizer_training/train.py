@@ -22,13 +22,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from manifests import storage
 from manifests.schema import Manifest, ManifestError, load_manifest
 from manifests.tokenizer import CARD, HF_CONFIG_FILE, HF_TOKENIZER_FILE, MODEL_FILE, VOCAB_FILE, TokenizerCard
+from manifests.versions import package_versions
 from tokenizer_training import bpe, hf
 from tokenizer_training.sample import (
     SampleError,
@@ -72,18 +72,6 @@ class Result:
     card: TokenizerCard
     reason: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def _versions() -> dict[str, str]:
-    import sentencepiece
-    import tokenizers
-
-    out = {"sentencepiece": sentencepiece.__version__, "tokenizers": tokenizers.__version__}
-    try:
-        out["corral"] = version("corral")
-    except PackageNotFoundError:
-        pass
-    return out
 
 
 def _norm(value: Any) -> Any:
@@ -211,7 +199,7 @@ def run(
             settings=trainer,
             sample={**sample.to_json(), "hf_parity": {"texts": checked, "mismatches": mismatches}},
             corpus_manifests=shas,
-            versions=_versions(),
+            versions=package_versions(("corral", "sentencepiece", "tokenizers")),
         )
         if keep_sample:
             Path(keep_sample).parent.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,8 @@ time — the page says which is which.
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-
 from corral.reporting.run import Run
+from manifests.versions import package_versions
 
 # What the later stages and the report use; the build's own list comes from its manifests.
 INSTALLED = (
@@ -60,10 +58,4 @@ def _stages(where: list[str]) -> str:
 
 def installed() -> dict[str, str]:
     """The installed version of each tool in `INSTALLED` ("not installed" when absent), and Python."""
-    out = {"python": platform.python_version()}
-    for name in INSTALLED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return package_versions(INSTALLED)
