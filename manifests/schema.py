@@ -63,7 +63,8 @@ class CCNetSettings(_Strict):
     batch_size: int = Field(256, ge=1)  # documents per batch through the chain (and per model call)
     dedup_shards: int = Field(256, ge=1)  # line-hash shards of the global count (raise for huge sources)
     # Line dedup broadcasts the duplicated hashes to every worker while they number at most this many
-    # (8 bytes each); above it, verdicts come back per input file from the hash shards.
+    # (16 bytes each: the hash and its keeping document); above it, verdicts come back per input file
+    # from the hash shards.
     broadcast_max_hashes: int = Field(20_000_000, ge=0)
 
     @field_validator("line_dedup", mode="before")

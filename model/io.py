@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.model"
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 def _fsync_file(path: Path) -> None:
@@ -70,7 +71,11 @@ def model_state_dict(model: Llama) -> dict[str, torch.Tensor]:
 def save_model(
     model: Llama, directory: str | os.PathLike[str], *, tokenizer: str | os.PathLike[str] | None = None
 ) -> Path:
-    """Write ``model`` (and optionally a SentencePiece ``tokenizer.model``) to ``directory`` atomically."""
+    """Write ``model`` (and optionally a SentencePiece ``tokenizer.model``) to ``directory`` atomically.
+
+    The Hugging Face files that sit beside the tokenizer model (``tokenizer.json``, ``tokenizer_config.json``,
+    as `corral tokenizer` writes them) are copied too: `corral export-hf` of this directory then ships the
+    fast tokenizer that encodes exactly like SentencePiece, not a `LlamaTokenizer` rebuilt by transformers."""
     directory = Path(directory)
     if tokenizer is not None and not Path(tokenizer).is_file():
         raise FileNotFoundError(f"tokenizer file not found: {tokenizer}")
@@ -82,6 +87,9 @@ def save_model(
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if tokenizer is not None:
             shutil.copyfile(tokenizer, tmp / TOKENIZER_NAME)
+            for name in HF_TOKENIZER_FILES:
+                if (Path(tokenizer).parent / name).is_file():
+                    shutil.copyfile(Path(tokenizer).parent / name, tmp / name)
 
     write_dir_atomic(directory, fill)
     return directory

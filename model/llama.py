@@ -1,9 +1,11 @@
 """LLaMA (Touvron et al. 2023, arXiv:2302.13971 §2.2) in one readable file.
 
-The architecture is exactly LLaMA-1 (arXiv:2302.13971 §2.2): pre-normalisation with RMSNorm (eps 1e-5), SwiGLU feed-forward
-with hidden size ``multiple_of * ceil(int(8 * dim / 3) / multiple_of)``, rotary position embeddings
-(theta 10,000), no biases anywhere, untied input/output embeddings. Grouped-query attention (``n_kv_heads``)
-and tied embeddings are optional extras so that LLaMA-2/3-style and small HF checkpoints load too.
+The architecture is exactly LLaMA-1 (arXiv:2302.13971 §2.2): pre-normalisation with RMSNorm (eps 1e-5,
+the default of Meta's `ModelArgs`; the released `params.json` files set 1e-6, which a loaded checkpoint's
+config carries), SwiGLU feed-forward with hidden size ``multiple_of * ceil(int(8 * dim / 3) / multiple_of)``,
+rotary position embeddings (theta 10,000), no biases anywhere, untied input/output embeddings.
+Grouped-query attention (``n_kv_heads``) and tied embeddings are optional extras so that LLaMA-2/3-style
+and small HF checkpoints load too.
 
 RoPE layout: we rotate the pair (i, i + head_dim/2) of every head ("rotate_half", the Hugging Face
 layout), not Meta's adjacent pairs (2i, 2i+1). The two are the same model up to a fixed permutation of the

@@ -28,7 +28,7 @@ from manifests.schema import Manifest, ManifestError, load_manifest
 from manifests.versions import package_versions
 from pipeline.dedup import ClusterSizes, DuplicateMembers, NearDuplicates
 from pipeline.linededup import BROADCAST, PER_FILE, LineVerdicts
-from pipeline.options import is_local, make_runner, parse_args, pipeline_options
+from pipeline.options import is_dry_run, is_local, make_runner, parse_args, pipeline_options
 from pipeline.passes import (
     ADMITTED,
     BANDS,
@@ -347,9 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in todo:
             add_source(p, manifest, name, files[name], storage.join(out_root, name), is_local(opts))
     log_metrics(p.result)
-    from apache_beam.options.pipeline_options import TestOptions
-
-    if opts.view_as(TestOptions).dry_run:
+    if is_dry_run(opts):
         return 0
     for name in todo:
         out_dir = storage.join(out_root, name)

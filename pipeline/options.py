@@ -61,3 +61,11 @@ def make_runner(opts: PipelineOptions) -> PipelineRunner | str:
 def is_local(opts: PipelineOptions) -> bool:
     name = opts.view_as(StandardOptions).runner
     return name is None or name in StandardOptions.LOCAL_RUNNERS
+
+
+def is_dry_run(opts: PipelineOptions) -> bool:
+    """`--dry_run True` on Dataflow: the job graph is translated and checked, no job starts, so nothing it
+    would write exists afterwards. Beam's local runners ignore the flag and run the job."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(opts.view_as(TestOptions).dry_run) and not is_local(opts)

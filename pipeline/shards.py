@@ -69,7 +69,7 @@ from manifests.shards import (
     write_tokenized,
 )
 from manifests.tokenizer import TokenizerCard, model_path
-from pipeline.options import make_runner, pipeline_options
+from pipeline.options import is_dry_run, make_runner, pipeline_options
 
 log = logging.getLogger("corral.shards")
 TMP = "_tmp"
@@ -303,17 +303,21 @@ def cached_sources(job: Job, force: bool) -> tuple[dict[str, TokenizedSource], l
     return cached, stale
 
 
-def run_tokenize(job: Job, sources: list[str], beam_args: list[str]) -> None:
+def run_tokenize(job: Job, sources: list[str], beam_args: list[str]) -> bool:
+    """Tokenize `sources` into their cache folders; False when `--dry_run` only translated the job (the
+    caches are then left as they were)."""
+    opts = pipeline_options(beam_args)
+    dry = is_dry_run(opts)
     parts = []
     for name in sources:
         folder = job.tokenized_dir(name)
-        storage.delete(storage.join(folder, TOKENIZED_INDEX))  # never 'complete' while half rewritten
-        storage.delete(folder)
+        if not dry:
+            storage.delete(storage.join(folder, TOKENIZED_INDEX))  # never 'complete' while half rewritten
+            storage.delete(folder)
         corpus = CorpusManifest.read_from(job.corpus_dirs[name])
         for i, part in enumerate(corpus.parts):
             parts.append((name, i, storage.join(job.corpus_dirs[name], part.file), part.file))
     out_dirs = {n: job.tokenized_dir(n) for n in job.names}
-    opts = pipeline_options(beam_args)
     with beam.Pipeline(runner=make_runner(opts), options=opts) as p:
         _ = (
             p
@@ -324,6 +328,7 @@ def run_tokenize(job: Job, sources: list[str], beam_args: list[str]) -> None:
             | "BySource" >> beam.GroupByKey()
             | "FinalizeTokenized" >> beam.ParDo(FinalizeTokenizedFn(job))
         )
+    return not dry
 
 
 # ----------------------------------------------------------------------------------- step 2: mix
@@ -1022,7 +1027,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"tokenizing {', '.join(stale)} with {job.tokenizer_dir} (sha256 {job.tokenizer_sha[:12]}…)"
             )
-            run_tokenize(job, stale, beam_args)
+            if not run_tokenize(job, stale, beam_args):
+                print("dry run: the tokenize job translated; the mix reads its output, so it stops here")
+                return 0
             indexes.update({n: TokenizedSource.read_from(job.tokenized_dir(n)) for n in stale})
         for n in job.names:
             if n not in stale:
@@ -1048,6 +1055,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(refusal[refusal.index("corral shards: ") :], file=sys.stderr)
         return 2
+    if is_dry_run(pipeline_options(beam_args)):
+        print("dry run: the mix job translated; nothing was written")
+        return 0
     from pipeline.inspect_shards import summary
 
     manifest = ShardManifest.read_from(job.out)

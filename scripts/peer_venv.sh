@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pinned peer venv that benchmarks/pipeline.py runs datatrove in (its `vs_datatrove` line):
+# The pinned peer venv that benchmarks/ccnet_chain.py runs datatrove in (its `vs_datatrove` line):
 # build/peers/venv (ignored, inside the project, so a fresh machine gets it with `make bench-peers`).
 # Every package is pinned in scripts/peer_requirements.txt and installed with --no-deps, so the venv is
 # the same everywhere; `pip check` then proves the pins are consistent. Re-running is a no-op while the
@@ -21,7 +21,7 @@ rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --no-deps -r "$REQ"
 "$VENV/bin/pip" check
-# What the datatrove side of benchmarks/pipeline.py imports, and datatrove's own dependency check.
+# What the datatrove side of benchmarks/ccnet_chain.py imports, and datatrove's own dependency check.
 "$VENV/bin/python" - <<'PY'
 import kenlm, sentencepiece  # noqa: F401
 from datatrove.executor import LocalPipelineExecutor  # noqa: F401

@@ -139,9 +139,15 @@ def _ccnet_reference(docs: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.realdata
-def test_line_dedup_equals_the_cc_net_rule_on_real_pages(shared_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("lookup", "path"), [("", "broadcast"), ("broadcast_max_hashes = 0\ndedup_shards = 5\n", "per_file")]
+)
+def test_line_dedup_equals_the_cc_net_rule_on_real_pages(
+    shared_data: Path, tmp_path: Path, lookup: str, path: str
+) -> None:
     """Every real WET page, line dedup alone (no length, LID or MinHash stage): the build's text equals the
-    reference computed with cc_net's rule on the reader's documents."""
+    reference computed with cc_net's rule on the reader's documents, on both verdict lookups (duplicated
+    hashes broadcast to every worker, or verdicts computed at the hash shards and sent back per file)."""
     from filters.sources.source_file import SourceFile
 
     files = sorted((shared_data / "commoncrawl").glob("*.wet*"))
@@ -151,8 +157,9 @@ def test_line_dedup_equals_the_cc_net_rule_on_real_pages(shared_data: Path, tmp_
     (tmp_path / "m.toml").write_text(
         f'output = "out"\nseed = 1\n[sources.cc]\nreader = "wet"\ninputs = [{inputs}]\nweight = 1\n'
         "[sources.cc.ccnet]\nmin_length = 0\nlangid = false\nperplexity = false\nwikiref = false\n"
-        "[sources.cc.minhash]\nenabled = false\n"
+        f"{lookup}[sources.cc.minhash]\nenabled = false\n"
     )
     assert main(["--manifest", str(tmp_path / "m.toml")]) == 0
     got = {r["id"]: r["text"] for r in _rows(tmp_path / "out", "cc", ["id", "text"])}
     assert got == expected and len(got) > 10
+    assert json.loads((tmp_path / "out" / "cc" / "manifest.json").read_text())["paths"]["line_dedup"] == path

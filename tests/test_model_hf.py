@@ -289,3 +289,33 @@ def test_export_hf_cli_with_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixt
         ]
     )
     assert rc == 1 and "tokenizer directory not found" in capsys.readouterr().err
+
+
+def test_export_of_a_checkpoint_ships_the_fast_tokenizer_beside_its_model(tmp_path: Path) -> None:
+    """A checkpoint saved with a `corral tokenizer` output (tokenizer.model + tokenizer.json + config) and
+    exported without --tokenizer-dir: the HF folder loads the fast tokenizer that encodes exactly like
+    SentencePiece (transformers' own LlamaTokenizer disagrees on leading spaces)."""
+    import random
+
+    import sentencepiece as spm
+
+    from tokenizer_training.bpe import trainer_settings
+    from tokenizer_training.hf import write_hf_files
+
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(rng.randint(2, 7))) for _ in range(200)]
+    lines = [" ".join(rng.choice(words) for _ in range(10)) for _ in range(1500)]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=str(tmp_path / "tokenizer"), minloglevel=2,
+        **trainer_settings(vocab_size=300, threads=1),
+    )  # fmt: skip
+    tok = tmp_path / "tokenizer.model"
+    write_hf_files(str(tok), str(tmp_path))
+    ours = Llama(LlamaConfig(dim=64, n_layers=2, n_heads=4, vocab_size=300, max_seq_len=128)).eval()
+    save_model(ours, tmp_path / "ck", tokenizer=tok)
+    assert (tmp_path / "ck" / "tokenizer.json").read_bytes() == (tmp_path / "tokenizer.json").read_bytes()
+    assert export_main(["--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "hf")]) == 0
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    sp = spm.SentencePieceProcessor(model_file=str(tok))
+    for text in ["abc def", "  leading spaces", "tabs\tand\nnewlines 12345", "ünïcode ☃ bytes"]:
+        assert hf_tok(text, add_special_tokens=False)["input_ids"] == sp.encode(text), text

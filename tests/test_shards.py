@@ -265,6 +265,21 @@ def test_rerun_changes_nothing_and_weight_change_only_remixes(built: Path, tmp_p
     assert any("weights sum to 4" in n for n in m.notes)
 
 
+def test_dataflow_dry_run_translates_and_leaves_the_cache_alone(built: Path, tmp_path: Path, capsys) -> None:
+    """`--runner DataflowRunner --dry_run True` (no credentials, no network): the tokenize job translates,
+    no cached tokenized file is deleted or written, and the command says why it stops before the mix."""
+    pytest.importorskip("google.auth", reason="apache-beam[gcp] is not installed: Dataflow cannot translate")
+    root = tmp_path / "job"
+    shutil.copytree(built, root)
+    before = file_state(root / "shards")
+    capsys.readouterr()
+    flags = ["--runner", "DataflowRunner", "--project", "corral-test", "--region", "us-central1",
+             "--temp_location", "gs://corral-test/tmp", "--dry_run", "True"]  # fmt: skip
+    assert run(root / "manifest.toml", "--force", *flags) == 0
+    assert "dry run: the tokenize job translated" in capsys.readouterr().out
+    assert file_state(root / "shards") == before
+
+
 def test_seed_change_reshuffles_and_keeps_the_validation_set(built: Path, tmp_path: Path) -> None:
     root = tmp_path / "job"
     shutil.copytree(built, root)
