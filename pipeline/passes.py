@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -117,6 +118,15 @@ def run_path(tmp_dir: str, file_index: int, run: int) -> str:
 
 def dead_path(tmp_dir: str, file_index: int) -> str:
     return storage.join(tmp_dir, DEAD, f"{file_index:05d}.jsonl")
+
+
+def use_system_allocator() -> None:
+    """Arrow buffers from the C library's malloc instead of pyarrow's default mimalloc, which keeps the pages
+    of freed batches (the spilled runs, the merge) in its heaps: measured with `benchmarks.scale`, the
+    160k-page build's peak RSS fell from 722 to 612 MiB at the same speed. `ARROW_DEFAULT_MEMORY_POOL`, when
+    set, wins."""
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _source_file(cfg: SourceConfig, item: InputFile) -> SourceFile:
@@ -227,6 +237,8 @@ class MineFileFn(beam.DoFn):
 
     def setup(self) -> None:
         from filters.scoring import DocumentScorer, LanguageModelFiles, ScoringModels
+
+        use_system_allocator()
 
         cc = self.cfg.ccnet
         scorer = None
@@ -352,6 +364,9 @@ class WritePartFn(beam.DoFn):
         self.tmp_dir = tmp_dir
         self.part_files = part_files
         self.max_text_bytes = max_text_bytes
+
+    def setup(self) -> None:
+        use_system_allocator()
 
     def process(self, element: tuple[int, dict[str, list]]) -> Iterator[Any]:
         group, joined = element
