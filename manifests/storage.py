@@ -4,7 +4,7 @@ Why here: the tokenizer stage and the trainer must read corpus and shard manifes
 Beam, while the Beam jobs must write the same files to `gs://`. So the functions below work on local
 paths with the standard library, and a path with a scheme (`gs://…`, `s3://…`) goes to a backend
 registered for it: `pipeline/` registers Beam's `FileSystems` for every scheme when it is imported, and
-a stage without Beam gets a clear error naming the path (copy the files locally, or import a backend).
+a stage without Beam uses pyarrow's filesystems (GCS, S3, HDFS), or gets a clear error naming the path.
 
 Atomic: `write_atomic` writes a temporary sibling and renames it over the target, so a reader sees the
 old file or the new one, never half of one (POSIX `rename`; on object stores Beam's rename is a copy
@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 BLOCK = 1 << 20
 
@@ -52,16 +52,73 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
+class ArrowFileSystems:
+    """The backend of the stages without Beam (tokenizer, trainer): pyarrow's own filesystems
+    (`pyarrow.fs.FileSystem.from_uri`: gs:// through GcsFileSystem, s3://, hdfs://, file://), with the
+    credentials those libraries find in the environment."""
+
+    def _fs(self, path: str) -> tuple[Any, str]:
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        try:
+            return pafs.FileSystem.from_uri(path)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise OSError(
+                f"{path}: no filesystem for this URL in this process ({exc}); copy the files to a local "
+                "folder, or run the stage where Beam is installed (importing `pipeline` registers Beam's "
+                "filesystems)"
+            ) from None
+
+    def open_read(self, path: str) -> BinaryIO:
+        fs, p = self._fs(path)
+        return fs.open_input_file(p)
+
+    def open_write(self, path: str) -> BinaryIO:
+        import pyarrow.fs as pafs
+
+        fs, p = self._fs(path)
+        parent = p.rsplit("/", 1)[0]
+        if fs.get_file_info(parent).type == pafs.FileType.NotFound:  # local and HDFS need the folder
+            fs.create_dir(parent, recursive=True)
+        return fs.open_output_stream(p)
+
+    def exists(self, path: str) -> bool:
+        import pyarrow.fs as pafs
+
+        fs, p = self._fs(path)
+        return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+    def rename(self, src: str, dst: str) -> None:
+        fs, p = self._fs(src)
+        fs.move(p, self._fs(dst)[1])
+
+    def delete(self, path: str) -> None:
+        import pyarrow.fs as pafs
+
+        fs, p = self._fs(path)
+        if fs.get_file_info(p).type == pafs.FileType.Directory:
+            fs.delete_dir(p)
+        else:
+            fs.delete_file(p)
+
+    def listdir(self, path: str) -> list[str]:
+        import pyarrow.fs as pafs
+
+        fs, p = self._fs(path)
+        if fs.get_file_info(p).type != pafs.FileType.Directory:
+            return []
+        return [info.base_name for info in fs.get_file_info(pafs.FileSelector(p))]
+
+
+_ARROW = ArrowFileSystems()
+
+
 def _backend(path: str) -> Backend:
+    """The backend registered for the URL's scheme, else the one for every scheme (Beam's, once `pipeline`
+    is imported), else pyarrow's filesystems."""
     scheme = path.split("://", 1)[0]
-    backend = _BACKENDS.get(scheme) or _BACKENDS.get(_ANY)
-    if backend is None:
-        raise OSError(
-            f"{path}: no filesystem registered for {scheme}:// in this process; copy the files to a local "
-            "folder, or run the stage where Beam is installed (importing `pipeline` registers Beam's "
-            "filesystems)"
-        )
-    return backend
+    return _BACKENDS.get(scheme) or _BACKENDS.get(_ANY) or _ARROW
 
 
 def join(base: str, *parts: str) -> str:
