@@ -19,6 +19,12 @@ READER_NAMES = ("wet", "warc", "c4_json", "github", "wikipedia_xml", "gutenberg"
 Bucket = Literal["head", "middle", "tail"]
 
 
+# `dedup_shards = "auto"`: one hash shard per 256 MiB of (compressed) input, at least 256, so that one
+# shard's count holds about the distinct lines of 256 MiB of input whatever the size of the source.
+AUTO_SHARD_INPUT_BYTES = 256 << 20
+MIN_AUTO_SHARDS = 256
+
+
 class ManifestError(ValueError):
     """A manifest that cannot be used; the message names the file and the key."""
 
@@ -61,11 +67,26 @@ class CCNetSettings(_Strict):
     wikiref: bool = False
     wikiref_threshold: float = Field(0.25, ge=0.0, le=1.0)  # RedPajama keeps wiki_prob >= 0.25
     batch_size: int = Field(256, ge=1)  # documents per batch through the chain (and per model call)
-    dedup_shards: int = Field(256, ge=1)  # line-hash shards of the global count (raise for huge sources)
+    # Line-hash shards of the global count: "auto" = one per AUTO_SHARD_INPUT_BYTES of input (256 at least),
+    # so that one shard's count (17 bytes per distinct hash of a file) stays bounded as the source grows.
+    dedup_shards: int | Literal["auto"] = "auto"
     # Line dedup broadcasts the duplicated hashes to every worker while they number at most this many
     # (16 bytes each: the hash and its keeping document); above it, verdicts come back per input file
     # from the hash shards.
     broadcast_max_hashes: int = Field(20_000_000, ge=0)
+
+    def hash_shards(self, input_bytes: int) -> int:
+        """The number of line-hash shards for a source of `input_bytes` (see `dedup_shards`)."""
+        if self.dedup_shards != "auto":
+            return self.dedup_shards
+        return max(MIN_AUTO_SHARDS, -(-input_bytes // AUTO_SHARD_INPUT_BYTES))
+
+    @field_validator("dedup_shards")
+    @classmethod
+    def _positive_shards(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f'dedup_shards must be "auto" or >= 1, got {value}')
+        return value
 
     @field_validator("line_dedup", mode="before")
     @classmethod

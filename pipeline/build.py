@@ -171,6 +171,18 @@ def cluster_algorithm(cfg: Any, files: list[InputFile], local_runner: bool) -> s
     return "sharded" if local_runner or small else "distributed"
 
 
+def with_hash_shards(manifest: Manifest, source: str, files: list[InputFile]) -> Manifest:
+    """The manifest with the source's `dedup_shards = "auto"` resolved from its input size, so that every
+    pass and `manifest.json` see the same number."""
+    cfg = manifest.sources[source]
+    shards = cfg.ccnet.hash_shards(sum(f.size for f in files))
+    if shards == cfg.ccnet.dedup_shards:
+        return manifest
+    ccnet = cfg.ccnet.model_copy(update={"dedup_shards": shards})
+    sources = {**manifest.sources, source: cfg.model_copy(update={"ccnet": ccnet})}
+    return manifest.model_copy(update={"sources": sources})
+
+
 def add_source(
     p: beam.Pipeline,
     manifest: Manifest,
@@ -180,6 +192,7 @@ def add_source(
     local_runner: bool = True,
 ) -> None:
     """Apply one source's three passes (see `pipeline.passes`) and its commit to the pipeline."""
+    manifest = with_hash_shards(manifest, source, files)
     cfg = manifest.sources[source]
     tmp_dir = storage.join(out_dir, TMP)
     rule = dedup_rule(cfg)

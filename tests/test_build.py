@@ -174,6 +174,7 @@ def test_manifest_records_effective_settings_and_per_file_counts(built: Path) ->
     m = manifest_of(built / "out", "commoncrawl")
     cc = m["settings"]["ccnet"]
     assert cc["enabled"] and cc["line_dedup"] == "ccnet" and cc["languages"] == ["en"]  # the wet recipe
+    assert cc["dedup_shards"] == 256  # "auto" resolved from the input size (the minimum for a small source)
     assert m["settings"]["minhash"]["enabled"] and m["paths"]["line_dedup"] == "broadcast"
     assert sum(i["read"] for i in m["inputs"]) == m["read"]
     # what the report draws: cluster sizes, languages before the filter, line counts

@@ -114,3 +114,16 @@ def test_missing_output_and_bad_toml(tmp_path: Path) -> None:
         load_manifest(write(tmp_path, GOOD + "\n[sources.web\n"))
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "absent.toml")
+
+
+def test_dedup_shards_auto_grows_with_the_input_and_an_explicit_number_wins() -> None:
+    from manifests.schema import AUTO_SHARD_INPUT_BYTES, CCNetSettings
+
+    auto = CCNetSettings()
+    assert auto.dedup_shards == "auto"
+    assert auto.hash_shards(0) == auto.hash_shards(10 << 30) == 256
+    assert auto.hash_shards(1 << 40) == (1 << 40) // AUTO_SHARD_INPUT_BYTES == 4096
+    assert auto.hash_shards((1 << 40) + 1) == 4097
+    assert CCNetSettings(dedup_shards=7).hash_shards(1 << 40) == 7
+    with pytest.raises(ValueError, match="dedup_shards"):
+        CCNetSettings(dedup_shards=0)
