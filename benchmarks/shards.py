@@ -43,29 +43,11 @@ from manifests import storage  # noqa: E402
 from manifests.shards import ShardManifest  # noqa: E402
 from manifests.tokenizer import TokenizerCard  # noqa: E402
 from pipeline.shards import main as shards_main  # noqa: E402
+from tokenizer_training.bpe import LLAMA_TRAINER_SETTINGS  # noqa: E402
 
 SHARED = Path(os.environ.get("CORRAL_SHARED_DATA", REPO.parent / "shared" / "data"))
-LLAMA_SPM = dict(
-    model_type="bpe",
-    character_coverage=0.99995,
-    split_digits=True,
-    byte_fallback=True,
-    split_by_unicode_script=True,
-    split_by_whitespace=True,
-    split_by_number=True,
-    max_sentencepiece_length=16,
-    max_sentence_length=4192,
-    allow_whitespace_only_pieces=True,
-    normalization_rule_name="identity",
-    add_dummy_prefix=True,
-    remove_extra_whitespaces=False,
-    unk_id=0,
-    bos_id=1,
-    eos_id=2,
-    pad_id=-1,
-    hard_vocab_limit=False,
-    minloglevel=2,
-)
+# LLaMA's trainer settings, with a soft vocabulary cap: the few MB of real text may not support 32,000.
+LLAMA_SPM = {**LLAMA_TRAINER_SETTINGS, "hard_vocab_limit": False, "minloglevel": 2}
 
 
 def real_texts() -> dict[str, list[str]]:
