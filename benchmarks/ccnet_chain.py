@@ -7,7 +7,8 @@ Prints ratio lines measured side by side in this run:
                                         (length, line dedup, LID, perplexity), Parquet of the survivors;
                                         median of --reps back-to-back pairs (all pair ratios are printed)
   ccnet_chain_beam_vs_bare_wall: X.XXx  the same with wall-clock time (noisier on a shared machine)
-  build_2_vs_1_workers: X.XXx           whole-build documents/s (chain + MinHash), 2 workers / 1 worker
+  build_2_vs_1_workers: X.XXx           whole-build documents/s (chain + MinHash), 2 workers / 1 worker, over
+                                        4 input files (benchmarks.scale measures it at scale)
   vs_datatrove: X.XXx                   Beam chain documents per CPU-second / datatrove's (its run: the
                                         first --datatrove-docs of the same documents, as a WET file)
 plus absolute rates, Beam's fixed start-up and peak memory. Perplexity runs when an LM exists (--lm-dir,
@@ -257,20 +258,26 @@ def datatrove_chain(python: str, wet: Path, cfg: SourceConfig, lm_dir: str) -> d
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+BUILD_FILES = 4
+
+
 def build_rate(n_docs: int, workers: int, tmp: Path) -> float:
     from pipeline.build import main
 
     rng = random.Random(9)
-    wet = tmp / "bench.wet"
-    if not wet.exists():
+    files = [
+        tmp / f"bench-{k}.wet" for k in range(BUILD_FILES)
+    ]  # work is per input file: one would not split
+    if not files[0].exists():
         pages = []
         for i in range(n_docs):
             body = "\n".join([paragraph(rng, 3), BOILERPLATE[0], paragraph(rng, 4), BOILERPLATE[1]])
             pages.append(wet_record(f"http://bench.example/{i}", body))
-        wet.write_bytes(b"".join(pages))
+        for k, f in enumerate(files):
+            f.write_bytes(b"".join(pages[k::BUILD_FILES]))
         (tmp / "m.toml").write_text(
-            f'output = "out"\nseed = 1\n[sources.cc]\nreader = "wet"\ninputs = ["{wet}"]\nweight = 1.0\n'
-            "[sources.cc.ccnet]\nperplexity = false\nwikiref = false\n"
+            f'output = "out"\nseed = 1\n[sources.cc]\nreader = "wet"\ninputs = ["{tmp}/bench-*.wet"]\n'
+            "weight = 1.0\n[sources.cc.ccnet]\nperplexity = false\nwikiref = false\n"
         )
     out = tmp / f"out{workers}"
     argv = ["--manifest", str(tmp / "m.toml"), "--output", str(out), "--direct_num_workers", str(workers)]
@@ -339,6 +346,8 @@ def main() -> int:
     )
     if not args.lm_dir:
         print("vs_datatrove: not measured (no LM: pass --lm-dir, or run `make demo` first)")
+    elif args.datatrove_docs <= 0:
+        print("vs_datatrove: not measured (--datatrove-docs 0)")
     elif not Path(args.datatrove_python).exists():
         print(f"vs_datatrove: not measured ({args.datatrove_python} does not exist: run `make bench-peers`)")
     else:

@@ -26,7 +26,6 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from filters.ccnet import HashPass, Miner, length_drop, text_digest
 from filters.dedup import DuplicatedLines, LineRecords, merge_line_records, split_by_shard
@@ -38,8 +37,9 @@ from manifests.corpus import (
     READ,
     PartWriter,
     dropped,
-    parquet_bytes,
+    iter_run_batches,
     repaired,
+    run_bytes,
     stat,
 )
 from manifests.schema import SourceConfig
@@ -113,7 +113,7 @@ def _packed_count(packed: Packed) -> tuple[int, int]:
 
 
 def run_path(tmp_dir: str, file_index: int, run: int) -> str:
-    return storage.join(tmp_dir, SPILL, f"{file_index:05d}-{run:04d}.parquet")
+    return storage.join(tmp_dir, SPILL, f"{file_index:05d}-{run:04d}.arrow")
 
 
 def dead_path(tmp_dir: str, file_index: int) -> str:
@@ -180,7 +180,7 @@ class HashFileFn(beam.DoFn):
 
 class _SortedRuns:
     """Survivors of one file, as runs sorted by id: up to `RUN_TEXT_BYTES` of text is buffered, sorted and
-    written to the staging folder (`spill/FFFFF-RRRR.parquet`). Memory: one run, whatever the file's size."""
+    written to the staging folder (`spill/FFFFF-RRRR.arrow`, see `manifests.corpus.run_bytes`). Memory: one run, whatever the file's size."""
 
     def __init__(self, tmp_dir: str, file_index: int) -> None:
         self.tmp_dir = tmp_dir
@@ -200,9 +200,9 @@ class _SortedRuns:
         if not self._buffer:
             return
         path = run_path(self.tmp_dir, self.file_index, self.runs)
-        # Sorted by id (parquet_bytes sorts); row groups as small as the merge reads, so that merging many
-        # runs holds a few rows of each, not a whole run.
-        storage.write_atomic(path, parquet_bytes(self._buffer, row_group_rows=MERGE_BATCH_ROWS))
+        # Sorted by id (run_bytes sorts); batches as small as the merge reads, so that merging many runs holds
+        # a few rows of each, not a whole run.
+        storage.write_atomic(path, run_bytes(self._buffer, MERGE_BATCH_ROWS))
         self.runs += 1
         self.rows += len(self._buffer)
         self._buffer, self._text = [], 0
@@ -216,8 +216,7 @@ def _run_rows(path: str, file_index: int) -> Iterator[tuple[str, int, pa.RecordB
     """`(id, file, batch, row, text bytes)` of a sorted run, read a few rows at a time (no row is converted
     to Python objects: only the ids, which the merge compares)."""
     with storage.open_read(path) as f:
-        # One row group at a time: with threads, pyarrow reads ahead several (the whole run, for small ones).
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=MERGE_BATCH_ROWS, use_threads=False):
+        for batch in iter_run_batches(f):
             ids = batch.column("id").to_pylist()
             sizes = pc.binary_length(batch.column("text")).to_pylist()
             for row, (doc_id, size) in enumerate(zip(ids, sizes, strict=True)):

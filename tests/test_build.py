@@ -117,7 +117,7 @@ def test_incomplete_output_is_cleared(built: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     (out / "wikipedia" / "_tmp" / "spill").mkdir(parents=True)
     (out / "wikipedia" / "part-00007-of-00009.parquet").write_bytes(b"half written")
-    (out / "wikipedia" / "_tmp" / "spill" / "00003.parquet").write_bytes(b"killed build")
+    (out / "wikipedia" / "_tmp" / "spill" / "00003-0000.arrow").write_bytes(b"killed build")
     assert main(["--manifest", str(built / "m.toml"), "--sources", "wikipedia", "--output", str(out)]) == 0
     assert not (out / "wikipedia" / "part-00007-of-00009.parquet").exists()
     assert not (out / "wikipedia" / "_tmp").exists()
