@@ -20,6 +20,9 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
+import pyarrow as pa
+import pyarrow.fs as pafs
+
 BLOCK = 1 << 20
 
 
@@ -58,9 +61,6 @@ class ArrowFileSystems:
     credentials those libraries find in the environment."""
 
     def _fs(self, path: str) -> tuple[Any, str]:
-        import pyarrow as pa
-        import pyarrow.fs as pafs
-
         try:
             return pafs.FileSystem.from_uri(path)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -75,8 +75,6 @@ class ArrowFileSystems:
         return fs.open_input_file(p)
 
     def open_write(self, path: str) -> BinaryIO:
-        import pyarrow.fs as pafs
-
         fs, p = self._fs(path)
         parent = p.rsplit("/", 1)[0]
         if fs.get_file_info(parent).type == pafs.FileType.NotFound:  # local and HDFS need the folder
@@ -84,8 +82,6 @@ class ArrowFileSystems:
         return fs.open_output_stream(p)
 
     def exists(self, path: str) -> bool:
-        import pyarrow.fs as pafs
-
         fs, p = self._fs(path)
         return fs.get_file_info(p).type != pafs.FileType.NotFound
 
@@ -94,8 +90,6 @@ class ArrowFileSystems:
         fs.move(p, self._fs(dst)[1])
 
     def delete(self, path: str) -> None:
-        import pyarrow.fs as pafs
-
         fs, p = self._fs(path)
         if fs.get_file_info(p).type == pafs.FileType.Directory:
             fs.delete_dir(p)
@@ -103,8 +97,6 @@ class ArrowFileSystems:
             fs.delete_file(p)
 
     def listdir(self, path: str) -> list[str]:
-        import pyarrow.fs as pafs
-
         fs, p = self._fs(path)
         if fs.get_file_info(p).type != pafs.FileType.Directory:
             return []

@@ -60,9 +60,8 @@ class LlamaConfig:
     n_kv_heads: int | None = None  # None = n_heads (multi-head attention, as in LLaMA-1)
     vocab_size: int = 32000
     multiple_of: int = 256  # SwiGLU hidden size is rounded up to a multiple of this
-    ffn_hidden: int | None = (
-        None  # None = LLaMA's 256·ceil(int(8d/3)/256) rule; set explicitly to load other checkpoints
-    )
+    # None = LLaMA's 256·ceil(int(8d/3)/256) rule; set explicitly to load other checkpoints
+    ffn_hidden: int | None = None
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     max_seq_len: int = 2048
