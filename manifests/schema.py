@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from manifests.toml_file import read_toml
 
@@ -81,23 +89,17 @@ class CCNetSettings(_Strict):
             return self.dedup_shards
         return max(MIN_AUTO_SHARDS, -(-input_bytes // AUTO_SHARD_INPUT_BYTES))
 
-    @field_validator("dedup_shards")
-    @classmethod
-    def _positive_shards(cls, value: Any) -> Any:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f'dedup_shards must be "auto" or >= 1, got {value}')
-        return value
-
     @field_validator("line_dedup", mode="before")
     @classmethod
     def _bool_line_dedup(cls, value: Any) -> Any:
         return ("ccnet" if value else "off") if isinstance(value, bool) else value
 
-    @field_validator("dedup_scope")
+    @field_validator("dedup_scope", "dedup_shards")
     @classmethod
-    def _positive_scope(cls, value: Any) -> Any:
+    def _word_or_positive(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, int) and value < 1:
-            raise ValueError(f'dedup_scope must be "source" or a number of input files >= 1, got {value}')
+            word = {"dedup_scope": "source", "dedup_shards": "auto"}[info.field_name]
+            raise ValueError(f'{info.field_name} must be "{word}" or a number >= 1, got {value}')
         return value
 
 
