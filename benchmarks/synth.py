@@ -240,6 +240,12 @@ class _Shared:
 _SHARED: _Shared | None = None
 
 
+def _adopt_shared(shared: _Shared) -> None:
+    """Pool initializer: a spawned worker receives the plan by pickle instead of inheriting it."""
+    global _SHARED
+    _SHARED = shared
+
+
 def _zipf_cdf(n: int, s: float = 1.0) -> np.ndarray:
     w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
     c = np.cumsum(w)
@@ -771,7 +777,10 @@ def write_wet_corpus(
         if workers == 1:
             results = [_write_file(i) for i in range(n_files)]
         else:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            # Spawned, not forked: a fork taken while other threads hold locks (Beam's thread pools,
+            # tqdm's monitor in a test process) can leave a child deadlocked forever.
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(workers, initializer=_adopt_shared, initargs=(_SHARED,)) as pool:
                 results = pool.map(_write_file, range(n_files), chunksize=1)
         corpus = _summarise(out, names, plan, results, seed, n_docs, n_files, cfg)
     finally:
@@ -838,7 +847,9 @@ def _summarise(
         },
         chain_jaccard=[_chain(seed, g)[3] for g in range(n_chains)],
         hot_jaccard=_hot_template(seed)[2] if plan["hot"] else None,
-        boilerplate_top=[[line, n] for line, n in boiler_use.most_common(20)],
+        boilerplate_top=[
+            [line, n] for line, n in sorted(boiler_use.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        ],
     )
 
 

@@ -301,8 +301,17 @@ def _run_unprivileged(argv: list[str], log: Path) -> int:
         finally:
             sys.stdout.flush()
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    # A forked child of a threaded process can deadlock on a lock another thread held at the fork:
+    # wait a bounded time, then kill it and fail, rather than hang the whole test session.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the unprivileged demo child did not finish in 120 s; it printed: {log.read_text()!r}")
 
 
 def test_refuses_a_folder_without_write_permission(

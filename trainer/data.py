@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -340,7 +341,16 @@ def _quiet_worker(_: int) -> None:
 def make_loader(
     dataset: PackedSequences, sampler: StepSampler, num_workers: int, pin_memory: bool = False
 ) -> torch.utils.data.DataLoader:
-    """A plain DataLoader over `sampler`'s micro-batches; batches come back in sampler order."""
+    """A plain DataLoader over `sampler`'s micro-batches; batches come back in sampler order.
+
+    Workers start from a forkserver, never by forking this process: the trainer runs after threaded work
+    (Beam's thread pools in `corral demo`, progress monitors, NCCL), and a fork taken while another thread
+    holds a lock can leave a worker deadlocked (Python's `os.fork` documentation). The server itself is a
+    fresh interpreter that imported this module once, so each worker still starts in milliseconds."""
+    context = None
+    if num_workers:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -350,6 +360,7 @@ def make_loader(
         worker_init_fn=_quiet_worker if num_workers else None,
         prefetch_factor=4 if num_workers else None,
         persistent_workers=False,
+        multiprocessing_context=context,
     )
 
 
