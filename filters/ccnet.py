@@ -75,11 +75,20 @@ class HashPass:
     def admit(self, doc: Document) -> bool:
         return length_drop(doc, self.cfg) is None
 
-    def line_records(self, docs: list[Document]) -> LineRecords:
-        """Each document's distinct line hashes with its key (see `filters.dedup.LineRecords`)."""
+    def line_hashes(self, docs: list[Document]) -> list[list[int]]:
+        """Every line hash of each document, in order (what pass 2 needs again: it is kept with the
+        spilled documents rather than computed twice)."""
+        if self.rule is None:
+            return []
+        return [document_line_hashes(d.text, self.rule) for d in docs]
+
+    def line_records(self, docs: list[Document], per_doc: list[list[int]] | None = None) -> LineRecords:
+        """Each document's distinct line hashes with its key (see `filters.dedup.LineRecords`); `per_doc`:
+        the documents' `line_hashes`, when already computed."""
         if self.rule is None or not docs:
             return LineRecords.empty()
-        per_doc = [document_line_hashes(d.text, self.rule) for d in docs]
+        if per_doc is None:
+            per_doc = self.line_hashes(docs)
         keys = [document_key(d, self.rule, self.cfg.exact_dedup) for d in docs]
         return line_records(per_doc, keys)
 
@@ -108,18 +117,26 @@ class Miner:
             self.bands, self.rows = lsh_params(cfg.minhash.threshold, cfg.minhash.num_perm)
 
     def mine(
-        self, docs: list[Document], exact_drops: Container[str], duplicated: Sequence[DuplicatedLines]
+        self,
+        docs: list[Document],
+        exact_drops: Container[str],
+        duplicated: Sequence[DuplicatedLines],
+        line_hashes: Sequence[list[int]] | None = None,
     ) -> Mined:
         """`exact_drops`: ids of whole-text duplicates; `duplicated`: the duplicated-line sets known for
-        these documents (e.g. the broadcast one and the file's own verdicts)."""
+        these documents (e.g. the broadcast one and the file's own verdicts); `line_hashes`: each
+        document's `HashPass.line_hashes`, when pass 1 kept them."""
         out = Mined()
         survivors: list[Document] = []
-        for doc in docs:
+        if line_hashes is not None and len(line_hashes) != len(docs):
+            raise ValueError(f"got line hashes for {len(line_hashes)} of {len(docs)} documents")
+        for i, doc in enumerate(docs):
             reason = length_drop(doc, self.cfg)
             if reason is None and doc.id in exact_drops:
                 reason = DUPLICATE_TEXT
             if reason is None and self.rule is not None:
-                doc, reason = self._dedup_lines(doc, duplicated, out.stats)
+                known = line_hashes[i] if line_hashes is not None else None
+                doc, reason = self._dedup_lines(doc, duplicated, out.stats, known)
             if reason:
                 out.dropped[reason] += 1
             else:
@@ -144,12 +161,17 @@ class Miner:
         return out
 
     def _dedup_lines(
-        self, doc: Document, duplicated: Sequence[DuplicatedLines], stats: Counter[str]
+        self,
+        doc: Document,
+        duplicated: Sequence[DuplicatedLines],
+        stats: Counter[str],
+        hashes: list[int] | None = None,
     ) -> tuple[Document, str | None]:
         import numpy as np
 
         assert self.rule is not None
-        hashes = document_line_hashes(doc.text, self.rule)
+        if hashes is None:
+            hashes = document_line_hashes(doc.text, self.rule)
         own = c4_page_key(doc.meta.get("url"), doc.id) if self.rule is DedupRule.TFDS else None
         arr = np.asarray(hashes, dtype=np.uint64)
         remove: set[int] = set()

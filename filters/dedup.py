@@ -22,7 +22,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from filters.normalize import normalize_for_dedup
+from filters.normalize import normalize_lines_for_dedup
 
 _sha1 = hashlib.sha1
 _md5 = hashlib.md5
@@ -62,7 +62,7 @@ def document_line_hashes(text: str, rule: DedupRule = DedupRule.CCNET) -> list[i
     """The hash of every line of a document, in order."""
     if rule is DedupRule.TFDS:
         return [c4_line_hash(line) for line in text.split("\n")]
-    return [line_hash(normalize_for_dedup(line)) for line in text.split("\n")]
+    return [sha1_u64(line) for line in normalize_lines_for_dedup(text)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,8 @@ With `shingle_hash="datasketch"` the values are bit-for-bit those of
 ``datasketch.MinHash(num_perm, seed, scheme=...)`` fed with ``update(shingle)`` for every shingle of
 :func:`shingles` (same SHA1-32 input hash, the permutation parameters datasketch 2.0 draws),
 but a whole batch of documents is computed with one vectorised numpy pass instead of one Python call per
-shingle. `shingle_hash="vectorized"` (the build's default) hashes every distinct word once and combines
-the n-gram windows in numpy: the same LSH behaviour, about an order of magnitude fewer hash calls, other
-signature values. Grouping the keys into clusters is the
+shingle. `shingle_hash="vectorized"` (the build's default) hashes the words and combines the n-gram
+windows in numpy, with no Python call per word or shingle: the same LSH behaviour, other signature values. Grouping the keys into clusters is the
 pipeline's job; this module only computes signatures and keys.
 """
 
@@ -24,6 +23,8 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+
+from filters.normalize import CharClass
 
 Scheme = Literal["affine32", "legacy"]
 ShingleHash = Literal["datasketch", "vectorized"]
@@ -42,17 +43,18 @@ _CHUNK_ROWS = 16384
 
 
 @lru_cache(maxsize=1)
-def _translation_table() -> dict[int, int | None]:
-    """Delete ASCII `string.punctuation` (what RedPajama v2 removes) and every Unicode punctuation
-    character (category P*); turn control characters (Cc, e.g. NUL) into spaces so they separate words."""
-    table: dict[int, int | None] = {ord(c): None for c in string.punctuation}
+def _deleted_and_spaced() -> tuple[CharClass, CharClass]:
+    """What `normalize_for_minhash` deletes — ASCII `string.punctuation` (what RedPajama v2 removes) and
+    every Unicode punctuation character (category P*) — and what it turns into spaces so that they separate
+    words: control characters (Cc, e.g. NUL). See `filters.normalize.CharClass`."""
+    deleted, spaced = set(string.punctuation), set()
     for cp in range(sys.maxunicode + 1):
         cat = unicodedata.category(chr(cp))
         if cat[0] == "P":
-            table[cp] = None
+            deleted.add(chr(cp))
         elif cat == "Cc":
-            table[cp] = 0x20
-    return table
+            spaced.add(chr(cp))
+    return CharClass(deleted), CharClass(spaced)
 
 
 def normalize_for_minhash(text: str) -> str:
@@ -62,8 +64,9 @@ def normalize_for_minhash(text: str) -> str:
     control characters → space, lowercase, whitespace collapsed to single spaces and stripped.
     Combining marks are KEPT (RedPajama v2 only applies NFD), so "café" and "cafe" stay different words.
     """
+    deleted, spaced = _deleted_and_spaced()
     text = unicodedata.normalize("NFD", text)
-    return " ".join(text.translate(_translation_table()).lower().split())
+    return " ".join(deleted.sub("", spaced.sub(" ", text)).lower().split())
 
 
 def _shingle_spans(norm: bytes, ngram: int) -> tuple[list[int], list[int]]:
@@ -109,12 +112,45 @@ def _sha1_32_spans(buf: bytes, starts: list[int], ends: list[int]) -> bytes:
     return b"".join([sha1(mv[s:e]).digest()[:4] for s, e in zip(starts, ends, strict=True)])
 
 
-_WORD_CACHE_MAX = 1 << 20
 _WINDOW_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: multiply-add keeps word order in the window
+_WORD_SEED = np.uint64(0x2545F4914F6CDD1D)
+_WORD_BYTES_PER_STEP = 1 << 20  # bytes of text hashed at a time: bounds the arrays of a 10 MB document
 
 
-def _word_hash(word: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(word, digest_size=8).digest(), "little")
+def word_hashes(norm: bytes) -> np.ndarray:
+    """A 64-bit hash of every word of a normalised, UTF-8 encoded text (words separated by single spaces),
+    all in numpy: each byte is mixed with its position in its word (MurmurHash3's finaliser), the mixed
+    bytes of a word are summed, and the sum is mixed again with the word's length. Equal words get equal
+    hashes; different words collide with probability ~2^-64 (a sum of independently mixed terms, not a
+    polynomial, so no family of strings collides for every seed)."""
+    if not norm:
+        return np.zeros(0, dtype=np.uint64)
+    out = []
+    buf = np.frombuffer(norm, dtype=np.uint8)
+    lo = 0
+    while lo < len(buf):
+        hi = min(lo + _WORD_BYTES_PER_STEP, len(buf))
+        if hi < len(
+            buf
+        ):  # end the step at a space, so no word is cut (a word longer than a step is one step)
+            nxt = norm.find(b" ", hi)
+            hi = len(buf) if nxt < 0 else nxt
+        out.append(_step_word_hashes(buf[lo:hi]))
+        lo = hi + 1
+    return np.concatenate(out) if len(out) > 1 else out[0]
+
+
+def _step_word_hashes(b: np.ndarray) -> np.ndarray:
+    is_space = b == 0x20
+    spaces = np.flatnonzero(is_space)
+    starts = np.concatenate(([0], spaces + 1))
+    word_of = np.cumsum(is_space)
+    pos = np.arange(len(b), dtype=np.uint64) - starts[word_of].astype(np.uint64)
+    mixed = _fmix64((pos << np.uint64(8) | b.astype(np.uint64)) ^ _WORD_SEED)
+    mixed[spaces] = 0  # a space ends the word before it and adds nothing
+    sums = np.add.reduceat(mixed, starts)
+    lengths = np.diff(np.append(starts, len(b) + 1)).astype(np.uint64) - np.uint64(1)
+    return _fmix64(sums ^ (lengths * _WINDOW_MULTIPLIER))
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:
@@ -174,7 +210,6 @@ class MinHasher:
         if shingle_hash not in ("datasketch", "vectorized"):
             raise ValueError(f"shingle_hash must be 'datasketch' or 'vectorized', got {shingle_hash!r}")
         self.shingle_hash: ShingleHash = shingle_hash
-        self._word_hashes: dict[bytes, int] = {}
         if num_perm < 1:
             raise ValueError(f"num_perm must be >= 1, got {num_perm}")
         if scheme not in ("affine32", "legacy"):
@@ -239,26 +274,18 @@ class MinHasher:
         return out
 
     def _window_hashes(self, norm: bytes) -> bytes:
-        """32-bit hashes of the word n-grams of a normalised text: every distinct word hashed once (BLAKE2b,
-        cached), the n words of each window combined in numpy (multiply-add, then a 64-bit finaliser).
+        """32-bit hashes of the word n-grams of a normalised text: every word hashed in numpy
+        (`word_hashes`), the n words of each window combined by multiply-add, then a 64-bit finaliser.
 
         Not datasketch's values: the same documents are near-duplicates with the same probability, but
-        signatures differ from the SHA1 scheme's. One hash call per distinct word instead of one SHA1 per
-        shingle.
+        signatures differ from the SHA1 scheme's. No Python call per shingle or per word.
         """
         if not norm:
             return b""
-        cache = self._word_hashes
-        if len(cache) > _WORD_CACHE_MAX:
-            cache.clear()
-        words = norm.split(b" ")
-        hashes = np.fromiter(
-            (cache[w] if w in cache else cache.setdefault(w, _word_hash(w)) for w in words),
-            dtype=np.uint64,
-            count=len(words),
-        )
-        n_win = max(1, len(words) - self.ngram + 1)
-        width = min(self.ngram, len(words))
+        hashes = word_hashes(norm)
+        n_words = len(hashes)
+        n_win = max(1, n_words - self.ngram + 1)
+        width = min(self.ngram, n_words)
         acc = np.zeros(n_win, dtype=np.uint64)
         for i in range(width):
             acc = acc * _WINDOW_MULTIPLIER + hashes[i : i + n_win]

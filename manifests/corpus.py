@@ -84,10 +84,10 @@ def _column_value(key: str, value: Any) -> Any:
     return float(value) if key in _FLOAT_COLUMNS else str(value)
 
 
-def to_table(docs: Iterable[DocumentLike]) -> pa.Table:
-    """Documents as a table of `SCHEMA`, sorted by id."""
+def to_table(docs: Iterable[DocumentLike], sort: bool = True) -> pa.Table:
+    """Documents as a table of `SCHEMA`, sorted by id (in the given order with `sort=False`)."""
     cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-    for d in sorted(docs, key=lambda d: d.id):
+    for d in sorted(docs, key=lambda d: d.id) if sort else docs:
         cols["id"].append(d.id)
         cols["source"].append(d.source)
         cols["text"].append(d.text)
@@ -129,6 +129,41 @@ def run_bytes(docs: Iterable[DocumentLike], batch_rows: int) -> bytes:
 def iter_run_batches(stream: Any) -> Iterator[pa.RecordBatch]:
     """The batches of a run written by `run_bytes`, one at a time (memory: one batch)."""
     yield from pa.ipc.open_stream(stream)
+
+
+LINE_HASHES = "line_hashes"
+_READ_CHUNK_SCHEMA = SCHEMA.append(pa.field(LINE_HASHES, pa.list_(pa.uint64())))
+
+
+def read_chunk_bytes(docs: list[DocumentLike], line_hashes: list[list[int]] | None, batch_rows: int) -> bytes:
+    """A build's temporary read chunk: documents as pass 1 of the build read them, in input order, with
+    each one's line hashes (an empty list when the source does not dedup lines), so that pass 2 neither
+    parses the input again nor hashes its lines twice. Arrow IPC stream + LZ4, like the sorted runs."""
+    if line_hashes is not None and len(line_hashes) != len(docs):
+        raise ValueError(f"got line hashes for {len(line_hashes)} of {len(docs)} documents")
+    table = to_table(docs, sort=False)
+    hashes = pa.array(line_hashes if line_hashes is not None else [[]] * len(docs), pa.list_(pa.uint64()))
+    table = table.append_column(_READ_CHUNK_SCHEMA.field(LINE_HASHES), hashes)
+    buf = io.BytesIO()
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_stream(buf, _READ_CHUNK_SCHEMA, options=options) as writer:
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            writer.write_batch(batch)
+    return buf.getvalue()
+
+
+def iter_read_chunk(stream: Any) -> Iterator[tuple[list[dict[str, Any]], list[list[int]]]]:
+    """The batches of a read chunk (`read_chunk_bytes`) as (rows of `SCHEMA`'s columns, line hashes per
+    row); `row_meta` rebuilds a row's meta. Memory: one batch."""
+    reader = pa.ipc.open_stream(stream)
+    if reader.schema != _READ_CHUNK_SCHEMA:
+        raise ValueError(f"not a read chunk: schema {reader.schema}")
+    for batch in reader:
+        hashes = batch.column(LINE_HASHES)
+        offsets = hashes.offsets.to_numpy()
+        values = hashes.values.to_numpy()
+        per_row = [values[offsets[i] : offsets[i + 1]].tolist() for i in range(batch.num_rows)]
+        yield batch.drop_columns([LINE_HASHES]).to_pylist(), per_row
 
 
 class PartWriter:

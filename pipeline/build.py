@@ -206,7 +206,9 @@ def add_source(
     global_counts = []  # `(key, n)` counts of the whole source (line-dedup paths, cluster sizes)
     arrived = []  # per-file counts of the small records that reached their next stage
     if rule is not None or cfg.exact_dedup:
-        hashed = inputs | f"HashPass{n}" >> beam.ParDo(HashFileFn(cfg)).with_outputs(LINES, DIGESTS, ADMITTED)
+        hashed = inputs | f"HashPass{n}" >> beam.ParDo(HashFileFn(cfg, tmp_dir)).with_outputs(
+            LINES, DIGESTS, ADMITTED
+        )
         mine_inputs["admitted"] = hashed[ADMITTED]
         if rule is not None:
             cc = cfg.ccnet

@@ -1,17 +1,22 @@
 """The three passes over a source's input files; only small records travel between them.
 
-1. `HashFileFn` reads a file and emits what must be counted across the source: line-hash records per
-   hash shard, text digests for whole-text exact dedup, and how many documents it admitted.
-2. `MineFileFn` reads the same file again with its verdicts (the duplicated hashes it contains, its exact
-   duplicates), runs the chain (`filters.ccnet.Miner`), spills the survivors to a temporary Parquet file of
-   its own, and emits MinHash band keys, per-file counts and dead letters (to a file of its own too).
+1. `HashFileFn` parses a file — the only pass that does — and emits what must be counted across the
+   source: line-hash records per hash shard, text digests for whole-text exact dedup, and how many
+   documents it admitted. The admitted documents, with their line hashes, go to temporary read chunks of
+   the file's own (`read/FFFFF-CCCC.arrow`), its dead letters to a file of its own.
+2. `MineFileFn` reads the file's read chunks with its verdicts (the duplicated hashes it contains, its exact
+   duplicates), runs the chain (`filters.ccnet.Miner`), spills the survivors to sorted runs of its own, and
+   emits MinHash band keys and per-file counts. A source without a counting pass (no line or exact dedup)
+   starts here, parsing the file itself.
 3. `WritePartFn` reads the spills of one output part, drops the near-duplicates and the second copies of
    an id (the same page in two dumps: the first file's copy is kept), sorts by id and writes the part under
    the staging folder.
 
-A file is never moved: workers read it where it is, so the runner's buffers and Dataflow's shuffle carry
-hashes, digests, band keys and ids — not text. Every pass checks that it saw what the previous one did and
-fails naming the file otherwise (a file changed between passes, a spill missing).
+cc_net parses every file twice (hashes, then mining); re-reading our own LZ4 chunks instead costs a
+fraction of parsing WET, XML or LaTeX again, and the line hashes are computed once. Documents still never
+cross a shuffle: the runner's buffers and Dataflow's shuffle carry hashes, digests, band keys and ids — not
+text. Every pass checks that it saw what the previous one did and fails naming the file otherwise (a read
+chunk or a spill missing or short).
 """
 
 from __future__ import annotations
@@ -37,8 +42,11 @@ from manifests.corpus import (
     READ,
     PartWriter,
     dropped,
+    iter_read_chunk,
     iter_run_batches,
+    read_chunk_bytes,
     repaired,
+    row_meta,
     run_bytes,
     stat,
 )
@@ -48,6 +56,7 @@ from pipeline.linededup import scope_key
 from pipeline.read import InputFile, node_id, parse_node
 
 SPILL = "spill"
+READ_DIR = "read"
 DEAD = "dead"
 PARTS = "parts"
 
@@ -69,6 +78,7 @@ LINE_RECORD_BYTES = 17
 SMALL_RECORD_BYTES = stat("small_record_bytes")
 
 RUN_TEXT_BYTES = 32 << 20  # survivors a worker sorts in memory before writing a sorted run
+READ_CHUNK_TEXT_BYTES = 16 << 20  # documents pass 1 buffers before writing a read chunk
 MERGE_BATCH_ROWS = 64  # rows read at a time from each run while merging a part
 
 
@@ -133,12 +143,68 @@ def _source_file(cfg: SourceConfig, item: InputFile) -> SourceFile:
     return SourceFile(cfg.reader, item.path, item.is_dir, c4_rules=cfg.c4.rules, opener=storage.open_read)
 
 
-class HashFileFn(beam.DoFn):
-    """Pass 1 over one input file."""
+class _ReadChunks:
+    """The documents pass 1 admitted from one file, with their line hashes, as read chunks of up to
+    `READ_CHUNK_TEXT_BYTES` of text (`read/FFFFF-CCCC.arrow`, see `manifests.corpus.read_chunk_bytes`),
+    in input order. Memory: one chunk, whatever the file's size."""
 
-    def __init__(self, cfg: SourceConfig, chunk_docs: int = 2048) -> None:
+    def __init__(self, tmp_dir: str, file_index: int, batch_rows: int) -> None:
+        self.tmp_dir = tmp_dir
+        self.file_index = file_index
+        self.batch_rows = batch_rows
+        self.chunks = 0
+        self._docs: list[Document] = []
+        self._hashes: list[list[int]] = []
+        self._text = 0
+
+    def add(self, docs: list[Document], hashes: list[list[int]] | None) -> None:
+        self._docs.extend(docs)
+        self._hashes.extend(hashes if hashes is not None else [[]] * len(docs))
+        self._text += sum(len(d.text) for d in docs)
+        if self._text >= READ_CHUNK_TEXT_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._docs:
+            return
+        data = read_chunk_bytes(self._docs, self._hashes, self.batch_rows)
+        storage.write_atomic(read_chunk_path(self.tmp_dir, self.file_index, self.chunks), data)
+        self.chunks += 1
+        self._docs, self._hashes, self._text = [], [], 0
+        pa.default_memory_pool().release_unused()
+
+    def close(self) -> None:
+        self._flush()
+
+
+def read_chunk_path(tmp_dir: str, file_index: int, chunk: int) -> str:
+    return storage.join(tmp_dir, READ_DIR, f"{file_index:05d}-{chunk:04d}.arrow")
+
+
+def _read_chunk_documents(
+    tmp_dir: str, file_index: int, chunks: int
+) -> Iterator[tuple[list[Document], list[list[int]]]]:
+    """Pass 2's input when pass 1 ran: the file's read chunks, a batch at a time."""
+    for chunk in range(chunks):
+        path = read_chunk_path(tmp_dir, file_index, chunk)
+        if not storage.exists(path):
+            raise RuntimeError(f"{path}: pass 1's read chunk is missing; refusing to build without it")
+        with storage.open_read(path) as f:
+            for rows, hashes in iter_read_chunk(f):
+                docs = [Document(r["id"], r["source"], r["text"], row_meta(r)) for r in rows]
+                yield docs, hashes
+
+
+class HashFileFn(beam.DoFn):
+    """Pass 1 over one input file: the only pass that parses it (pass 2 reads its read chunks)."""
+
+    def __init__(self, cfg: SourceConfig, tmp_dir: str, chunk_docs: int = 2048) -> None:
         self.cfg = cfg
+        self.tmp_dir = tmp_dir
         self.chunk_docs = chunk_docs
+
+    def setup(self) -> None:
+        use_system_allocator()
 
     def _records(self, item: InputFile, records: LineRecords) -> Iterator[Any]:
         cc = self.cfg.ccnet
@@ -150,14 +216,29 @@ class HashFileFn(beam.DoFn):
 
     def process(self, item: InputFile) -> Iterator[Any]:
         hp = HashPass(self.cfg)
+        sf = _source_file(self.cfg, item)
+        spill = _ReadChunks(self.tmp_dir, item.index, self.cfg.ccnet.batch_size)
         chunk: list[Document] = []
+        dead: list[Document] = []
+        counts: Counter[str] = Counter()
         admitted = 0
         self._bytes = 0
         self._sent: Counter[str] = Counter()
-        merged: list[LineRecords] = []  # the file's records, merged as they come: one record per shard
+        merged = LineRecords.empty()  # the file's records, merged as they come: one record per shard
         digests = NodePacker(item.index, self.cfg.clusters.key_shards)
-        for doc in _source_file(self.cfg, item):
-            if not hp.admit(doc):
+
+        def hash_chunk() -> None:
+            nonlocal merged, chunk
+            per_doc = hp.line_hashes(chunk) if hp.rule is not None else None
+            if hp.rule is not None and chunk:
+                merged = merge_line_records([merged, hp.line_records(chunk, per_doc)])
+            spill.add(chunk, per_doc)
+            chunk = []
+
+        for doc in sf:
+            reason = length_drop(doc, self.cfg)
+            if reason is not None:
+                counts[dropped(reason)] += 1
                 continue
             admitted += 1
             if self.cfg.exact_dedup:
@@ -166,16 +247,30 @@ class HashFileFn(beam.DoFn):
                 self._sent[DIGESTS] += 1
                 for packed in digests.add(text_digest(doc.text), node):
                     yield beam.pvalue.TaggedOutput(DIGESTS, packed)
-            if hp.rule is not None:
-                chunk.append(doc)
-                if len(chunk) >= self.chunk_docs:
-                    merged = [merge_line_records([*merged, hp.line_records(chunk)])]
-                    chunk = []
+            chunk.append(doc)
+            if len(chunk) >= self.chunk_docs:
+                hash_chunk()
+                dead.extend(sf.take_dead_letters())
+        hash_chunk()
+        spill.close()
+        dead.extend(sf.take_dead_letters())
+        write_dead_letters(self.tmp_dir, item.index, dead)
+        counts[READ] += sf.read
+        for reason, n in sf.dropped.items():
+            counts[dropped(reason)] += n
+        for what, n in sf.repaired.items():
+            counts[repaired(what)] += n
         if hp.rule is not None:
-            yield from self._records(item, merge_line_records([*merged, hp.line_records(chunk)]))
+            yield from self._records(item, merged)
         for packed in digests.flush():
             yield beam.pvalue.TaggedOutput(DIGESTS, packed)
-        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, (admitted, self._bytes, dict(self._sent))))
+        reading = (admitted, self._bytes, dict(self._sent), dict(counts), spill.chunks)
+        yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, reading))
+
+
+def write_dead_letters(tmp_dir: str, file_index: int, dead: list[Document]) -> None:
+    lines = "".join(json.dumps(d.to_json_dict(), sort_keys=True, ensure_ascii=False) + "\n" for d in dead)
+    storage.write_text_atomic(dead_path(tmp_dir, file_index), lines)
 
 
 class _SortedRuns:
@@ -285,19 +380,14 @@ class MineFileFn(beam.DoFn):
         item: InputFile = joined["file"][0]
         exact = set(joined.get("exact", []))
         duplicated = [self._broadcast_set(broadcast), DuplicatedLines.union(list(joined.get("lines", [])))]
-        expected, pass1_bytes, pass1_sent = (joined.get("admitted") or [(None, 0, {})])[0]
-        sf = _source_file(self.cfg, item)
+        pass1 = joined.get("admitted")
         spill = _SortedRuns(self.tmp_dir, index)
-        dead = []
         counts: Counter[str] = Counter()
-        admitted = 0
-        chunk: list[Document] = []
-        batch = self.cfg.ccnet.batch_size
         ids = NodePacker(index, self.cfg.clusters.key_shards)
         bands = NodePacker(index, self.cfg.clusters.key_shards)
 
-        def mine(docs: list[Document]) -> Iterator[Any]:
-            mined = self._miner.mine(docs, exact, duplicated)
+        def mine(docs: list[Document], hashes: list[list[int]] | None) -> Iterator[Any]:
+            mined = self._miner.mine(docs, exact, duplicated, hashes)
             for reason, n in mined.dropped.items():
                 counts[dropped(reason)] += n
             for name, n in mined.stats.items():
@@ -317,37 +407,47 @@ class MineFileFn(beam.DoFn):
                     for packed in bands.add(key, node):
                         yield beam.pvalue.TaggedOutput(BANDS, packed)
 
-        for doc in sf:
-            if length_drop(doc, self.cfg) is None:
-                admitted += 1
-            chunk.append(doc)
-            if len(chunk) >= batch:
-                yield from mine(chunk)
-                chunk = []
-                dead.extend(sf.take_dead_letters())
-        if chunk:
-            yield from mine(chunk)
+        if pass1:
+            # Pass 1 parsed the file and counted what reading dropped; its read chunks hold the rest.
+            expected, pass1_bytes, pass1_sent, reading, chunks = pass1[0]
+            seen = 0
+            for docs, hashes in _read_chunk_documents(self.tmp_dir, index, chunks):
+                seen += len(docs)
+                yield from mine(docs, hashes if self._miner.rule is not None else None)
+            if seen != expected:
+                raise RuntimeError(
+                    f"{item.path}: pass 1 admitted {expected} documents, its read chunks hold {seen}; "
+                    "refusing to build from them"
+                )
+            counts.update(reading)
+            counts[SMALL_RECORD_BYTES] += pass1_bytes
+            for kind, n in pass1_sent.items():
+                counts[sent(kind)] += n
+        else:
+            # No counting pass for this source: this pass reads the file itself.
+            sf = _source_file(self.cfg, item)
+            dead: list[Document] = []
+            chunk: list[Document] = []
+            for doc in sf:
+                chunk.append(doc)
+                if len(chunk) >= self.cfg.ccnet.batch_size:
+                    yield from mine(chunk, None)
+                    chunk = []
+                    dead.extend(sf.take_dead_letters())
+            if chunk:
+                yield from mine(chunk, None)
+            dead.extend(sf.take_dead_letters())
+            write_dead_letters(self.tmp_dir, index, dead)
+            counts[READ] += sf.read
+            for reason, n in sf.dropped.items():
+                counts[dropped(reason)] += n
+            for what, n in sf.repaired.items():
+                counts[repaired(what)] += n
         for packed in ids.flush():
             yield beam.pvalue.TaggedOutput(IDS, packed)
         for packed in bands.flush():
             yield beam.pvalue.TaggedOutput(BANDS, packed)
-        dead.extend(sf.take_dead_letters())
-        if expected is not None and expected != admitted:
-            raise RuntimeError(
-                f"{item.path}: pass 1 admitted {expected} documents, pass 2 {admitted}: the file changed "
-                "between the passes (or its reader is not deterministic); refusing to build from it"
-            )
-        counts[READ] += sf.read
-        counts[SMALL_RECORD_BYTES] += pass1_bytes
-        for kind, n in pass1_sent.items():
-            counts[sent(kind)] += n
-        for reason, n in sf.dropped.items():
-            counts[dropped(reason)] += n
-        for what, n in sf.repaired.items():
-            counts[repaired(what)] += n
         spill.close()
-        lines = "".join(json.dumps(d.to_json_dict(), sort_keys=True, ensure_ascii=False) + "\n" for d in dead)
-        storage.write_text_atomic(dead_path(self.tmp_dir, index), lines)
         yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts)))
         yield beam.pvalue.TaggedOutput(SPILLED, (item.part, (index, spill.runs, spill.rows)))
 

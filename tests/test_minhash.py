@@ -281,3 +281,26 @@ def test_real_wikipedia_articles(shared_data) -> None:
     for i in range(len(texts)):
         for j in range(i + 1, len(texts)):
             assert not set(keys[i]) & set(keys[j]), (i, j)
+
+
+def test_minhash_normalisation_matches_its_translation_table_on_every_code_point() -> None:
+    """The regex classes delete and space exactly what the table of the definition does: ASCII
+    punctuation and Unicode P* deleted, Cc to a space, everything else kept."""
+    import string
+    import sys
+    import unicodedata
+
+    from filters.minhash import normalize_for_minhash
+
+    table: dict[int, int | None] = {ord(c): None for c in string.punctuation}
+    for cp in range(sys.maxunicode + 1):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] == "P":
+            table[cp] = None
+        elif cat == "Cc":
+            table[cp] = 0x20
+    points = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    for start in range(0, len(points), 1 << 16):
+        text = "a" + " x".join(points[start : start + (1 << 16)])
+        nfd = unicodedata.normalize("NFD", text)
+        assert normalize_for_minhash(text) == " ".join(nfd.translate(table).lower().split())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.normalize import UNICODE_PUNCT, normalize_for_dedup, normalize_for_lm
+from filters.normalize import UNICODE_PUNCT, normalize_for_dedup, normalize_for_lm, normalize_lines_for_dedup
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,26 @@ def test_bad_input_is_defined(fn) -> None:
     big = "Word " * 2_000_000  # a 10 MB single line
     assert len(fn(big)) == len(big.strip())
     assert fn("English текст 中文 العربية") == "english текст 中文 العربية"
+
+
+def test_whole_text_normalisation_equals_the_line_by_line_one_on_every_code_point() -> None:
+    """`normalize_lines_for_dedup` (three calls per document) against `normalize_for_dedup` per line, on
+    every code point at the start, middle and end of a line, next to cased letters (final sigma), beside
+    whitespace that strip removes, and beside control characters."""
+    import random
+    import sys
+
+    rng = random.Random(7)
+    points = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF and c != 0x0A]
+    contexts = ["Σ", "ΑΣ", " \x1f", "\x85", "a'", "\r", "\x00 ", "İ", "", "٣", "ς"]
+    for start in range(0, len(points), 4096):
+        block = points[start : start + 4096]
+        lines = []
+        for ch in block:
+            left, right = rng.choice(contexts), rng.choice(contexts)
+            lines.append(f"{left}{ch}{right}")
+            lines.append(f" {ch}Σ{left}")
+        text = "\n".join(lines)
+        assert normalize_lines_for_dedup(text) == [normalize_for_dedup(line) for line in lines]
+    assert normalize_lines_for_dedup("") == [""]
+    assert normalize_lines_for_dedup("\n\n") == ["", "", ""]
