@@ -3,7 +3,8 @@
 Prints ratio lines measured side by side in this run:
   ccnet_chain_beam_vs_bare: X.XXx       documents per CPU-second, `corral build` of one WET source
                                         (FnApiRunner, 1 worker, in this process, start-up included) / the
-                                        same work in one loop: read, hash pass, verdicts, mining pass
+                                        same work in one loop: read, hash pass, verdicts, a read chunk
+                                        written and read back, mining pass
                                         (length, line dedup, LID, perplexity), Parquet of the survivors;
                                         median of --reps back-to-back pairs (all pair ratios are printed)
   ccnet_chain_beam_vs_bare_wall: X.XXx  the same with wall-clock time (noisier on a shared machine)
@@ -26,6 +27,7 @@ Run: python -m benchmarks.ccnet_chain [--docs 25000] [--reps 4] [--lm-dir build/
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -71,17 +73,19 @@ def chain_config(wet: Path, perplexity: bool, minhash: bool = False) -> SourceCo
 
 
 def bare_chain(wet: Path, cfg: SourceConfig, lm_dir: str | None) -> int:
-    """The build's work in one loop of the same `filters/` calls (the baseline): two reads of the file."""
+    """The build's work in one loop of the same `filters/` and `manifests/` calls (the baseline): one read
+    of the file, the line hashes computed once, the admitted documents through a read chunk and back."""
     from filters.ccnet import HashPass, Miner
     from filters.dedup import DuplicatedLines, merge_line_records
     from filters.langid import LanguageIdentifier
     from filters.scoring import DocumentScorer, ScoringModels
     from filters.sources.source_file import SourceFile
-    from manifests.corpus import parquet_bytes
+    from manifests.corpus import iter_read_chunk, parquet_bytes, read_chunk_bytes, row_meta
 
     hp = HashPass(cfg)
     docs = [d for d in SourceFile("wet", str(wet)) if hp.admit(d)]
-    records = [hp.line_records(docs[i : i + 2048]) for i in range(0, len(docs), 2048)]
+    hashes = hp.line_hashes(docs)
+    records = [hp.line_records(docs[i : i + 2048], hashes[i : i + 2048]) for i in range(0, len(docs), 2048)]
     duplicated = [DuplicatedLines.from_records(merge_line_records(records))]
     lms = {}
     if cfg.ccnet.perplexity and lm_dir:
@@ -96,14 +100,10 @@ def bare_chain(wet: Path, cfg: SourceConfig, lm_dir: str | None) -> int:
         models = ScoringModels.load(langid=True, lms=lms)
     miner = Miner(cfg, DocumentScorer(cfg.ccnet, models))
     kept: list[Document] = []
-    batch = cfg.ccnet.batch_size
-    chunk: list[Document] = []
-    for doc in SourceFile("wet", str(wet)):
-        chunk.append(doc)
-        if len(chunk) >= batch:
-            kept += miner.mine(chunk, (), duplicated).kept
-            chunk = []
-    kept += miner.mine(chunk, (), duplicated).kept
+    chunk = read_chunk_bytes(docs, hashes, cfg.ccnet.batch_size)
+    for rows, line_hashes in iter_read_chunk(io.BytesIO(chunk)):
+        batch = [Document(r["id"], r["source"], r["text"], row_meta(r)) for r in rows]
+        kept += miner.mine(batch, (), duplicated, line_hashes).kept
     parquet_bytes(kept)
     return len(kept)
 
@@ -319,7 +319,7 @@ def main() -> int:
     cpu_ratio = statistics.median(b[1] / m[1] for b, m in pairs)
     wall_ratio = statistics.median(b[0] / m[0] for b, m in pairs)
     bare_cpu, beam_cpu = min(b[1] for b, _ in pairs), min(m[1] for _, m in pairs)
-    what = "read x2+hash+line-dedup+LID" + ("+perplexity" if args.lm_dir else "") + "+Parquet"
+    what = "read+hash+read-chunk+line-dedup+LID" + ("+perplexity" if args.lm_dir else "") + "+Parquet"
     print(
         f"ccnet_chain ({what}), {n} docs, {args.reps} pairs: bare {n / bare_cpu:.0f} docs/CPU-s, "
         f"beam {n / beam_cpu:.0f} docs/CPU-s (best runs); pair ratios (CPU) "
