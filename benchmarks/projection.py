@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     k = measure_kernels(args.docs, args.lm_dir)
     record_bytes = measure_small_records(min(args.docs, 4000))
     print(f"measured on {args.docs} synthetic pages of {k['text_bytes_per_doc']:.0f} text bytes, one core:")
-    for stage in ("read", "hash", "line_dedup", "langid", "perplexity", "minhash", "write"):
+    for stage in ("read", "read_chunk", "hash", "line_dedup", "langid", "perplexity", "minhash", "write"):
         if stage in k:
             print(f"  {stage}: {1 / k[stage]:,.0f} docs/s per core")
     if "perplexity" not in k:

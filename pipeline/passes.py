@@ -25,7 +25,7 @@ import heapq
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -143,38 +143,58 @@ def _source_file(cfg: SourceConfig, item: InputFile) -> SourceFile:
     return SourceFile(cfg.reader, item.path, item.is_dir, c4_rules=cfg.c4.rules, opener=storage.open_read)
 
 
-class _ReadChunks:
-    """The documents pass 1 admitted from one file, with their line hashes, as read chunks of up to
-    `READ_CHUNK_TEXT_BYTES` of text (`read/FFFFF-CCCC.arrow`, see `manifests.corpus.read_chunk_bytes`),
-    in input order. Memory: one chunk, whatever the file's size."""
+class _Spill:
+    """Documents of one input file buffered up to `limit` bytes of text, then written by `encode` as the next
+    numbered file `path_of(n)` of the staging folder. Memory: one file's worth, whatever the input's size."""
 
-    def __init__(self, tmp_dir: str, file_index: int, batch_rows: int) -> None:
-        self.tmp_dir = tmp_dir
-        self.file_index = file_index
-        self.batch_rows = batch_rows
-        self.chunks = 0
+    def __init__(
+        self, limit: int, path_of: Callable[[int], str], encode: Callable[[list[Document], list], bytes]
+    ) -> None:
+        self.limit, self.path_of, self.encode = limit, path_of, encode
+        self.files = 0
+        self.rows = 0
         self._docs: list[Document] = []
-        self._hashes: list[list[int]] = []
+        self._extra: list[Any] = []  # per document, what `encode` stores beside it (line hashes)
         self._text = 0
 
-    def add(self, docs: list[Document], hashes: list[list[int]] | None) -> None:
+    def add(self, docs: list[Document], extra: list[Any] | None = None) -> None:
         self._docs.extend(docs)
-        self._hashes.extend(hashes if hashes is not None else [[]] * len(docs))
+        self._extra.extend(extra if extra is not None else [None] * len(docs))
         self._text += sum(len(d.text) for d in docs)
-        if self._text >= READ_CHUNK_TEXT_BYTES:
+        if self._text >= self.limit:
             self._flush()
 
     def _flush(self) -> None:
         if not self._docs:
             return
-        data = read_chunk_bytes(self._docs, self._hashes, self.batch_rows)
-        storage.write_atomic(read_chunk_path(self.tmp_dir, self.file_index, self.chunks), data)
-        self.chunks += 1
-        self._docs, self._hashes, self._text = [], [], 0
-        pa.default_memory_pool().release_unused()
+        storage.write_atomic(self.path_of(self.files), self.encode(self._docs, self._extra))
+        self.files += 1
+        self.rows += len(self._docs)
+        self._docs, self._extra, self._text = [], [], 0
+        pa.default_memory_pool().release_unused()  # the table's buffers grew by doubling: give them back
 
     def close(self) -> None:
         self._flush()
+
+
+def _read_chunks(tmp_dir: str, file_index: int, batch_rows: int) -> _Spill:
+    """Pass 1's admitted documents with their line hashes, in input order (`read/FFFFF-CCCC.arrow`,
+    `manifests.corpus.read_chunk_bytes`)."""
+
+    def encode(docs: list[Document], hashes: list[Any]) -> bytes:
+        return read_chunk_bytes(docs, [h if h is not None else [] for h in hashes], batch_rows)
+
+    return _Spill(READ_CHUNK_TEXT_BYTES, lambda n: read_chunk_path(tmp_dir, file_index, n), encode)
+
+
+def _sorted_runs(tmp_dir: str, file_index: int) -> _Spill:
+    """Pass 2's survivors as runs sorted by id (`spill/FFFFF-RRRR.arrow`, `manifests.corpus.run_bytes`), in
+    batches as small as the merge reads, so that merging many runs holds a few rows of each."""
+    return _Spill(
+        RUN_TEXT_BYTES,
+        lambda n: run_path(tmp_dir, file_index, n),
+        lambda docs, _: run_bytes(docs, MERGE_BATCH_ROWS),
+    )
 
 
 def read_chunk_path(tmp_dir: str, file_index: int, chunk: int) -> str:
@@ -217,7 +237,7 @@ class HashFileFn(beam.DoFn):
     def process(self, item: InputFile) -> Iterator[Any]:
         hp = HashPass(self.cfg)
         sf = _source_file(self.cfg, item)
-        spill = _ReadChunks(self.tmp_dir, item.index, self.cfg.ccnet.batch_size)
+        spill = _read_chunks(self.tmp_dir, item.index, self.cfg.ccnet.batch_size)
         chunk: list[Document] = []
         dead: list[Document] = []
         counts: Counter[str] = Counter()
@@ -264,47 +284,13 @@ class HashFileFn(beam.DoFn):
             yield from self._records(item, merged)
         for packed in digests.flush():
             yield beam.pvalue.TaggedOutput(DIGESTS, packed)
-        reading = (admitted, self._bytes, dict(self._sent), dict(counts), spill.chunks)
+        reading = (admitted, self._bytes, dict(self._sent), dict(counts), spill.files)
         yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, reading))
 
 
 def write_dead_letters(tmp_dir: str, file_index: int, dead: list[Document]) -> None:
     lines = "".join(json.dumps(d.to_json_dict(), sort_keys=True, ensure_ascii=False) + "\n" for d in dead)
     storage.write_text_atomic(dead_path(tmp_dir, file_index), lines)
-
-
-class _SortedRuns:
-    """Survivors of one file, as runs sorted by id: up to `RUN_TEXT_BYTES` of text is buffered, sorted and
-    written to the staging folder (`spill/FFFFF-RRRR.arrow`, see `manifests.corpus.run_bytes`). Memory: one run, whatever the file's size."""
-
-    def __init__(self, tmp_dir: str, file_index: int) -> None:
-        self.tmp_dir = tmp_dir
-        self.file_index = file_index
-        self.runs = 0
-        self.rows = 0
-        self._buffer: list[Document] = []
-        self._text = 0
-
-    def add(self, docs: list[Document]) -> None:
-        self._buffer.extend(docs)
-        self._text += sum(len(d.text) for d in docs)
-        if self._text >= RUN_TEXT_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        path = run_path(self.tmp_dir, self.file_index, self.runs)
-        # Sorted by id (run_bytes sorts); batches as small as the merge reads, so that merging many runs holds
-        # a few rows of each, not a whole run.
-        storage.write_atomic(path, run_bytes(self._buffer, MERGE_BATCH_ROWS))
-        self.runs += 1
-        self.rows += len(self._buffer)
-        self._buffer, self._text = [], 0
-        pa.default_memory_pool().release_unused()  # the table's buffers grew by doubling: give them back
-
-    def close(self) -> None:
-        self._flush()
 
 
 def _run_rows(path: str, file_index: int) -> Iterator[tuple[str, int, pa.RecordBatch, int, int]]:
@@ -381,7 +367,7 @@ class MineFileFn(beam.DoFn):
         exact = set(joined.get("exact", []))
         duplicated = [self._broadcast_set(broadcast), DuplicatedLines.union(list(joined.get("lines", [])))]
         pass1 = joined.get("admitted")
-        spill = _SortedRuns(self.tmp_dir, index)
+        spill = _sorted_runs(self.tmp_dir, index)
         counts: Counter[str] = Counter()
         ids = NodePacker(index, self.cfg.clusters.key_shards)
         bands = NodePacker(index, self.cfg.clusters.key_shards)
@@ -449,7 +435,7 @@ class MineFileFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(BANDS, packed)
         spill.close()
         yield beam.pvalue.TaggedOutput(COUNTS, (index, dict(counts)))
-        yield beam.pvalue.TaggedOutput(SPILLED, (item.part, (index, spill.runs, spill.rows)))
+        yield beam.pvalue.TaggedOutput(SPILLED, (item.part, (index, spill.files, spill.rows)))
 
 
 class WritePartFn(beam.DoFn):
