@@ -8,8 +8,8 @@ With `shingle_hash="datasketch"` the values are bit-for-bit those of
 :func:`shingles` (same SHA1-32 input hash, the permutation parameters datasketch 2.0 draws),
 but a whole batch of documents is computed with one vectorised numpy pass instead of one Python call per
 shingle. `shingle_hash="vectorized"` (the build's default) hashes the words and combines the n-gram
-windows in numpy, with no Python call per word or shingle: the same LSH behaviour, other signature values. Grouping the keys into clusters is the
-pipeline's job; this module only computes signatures and keys.
+windows in numpy, with no Python call per word or shingle: the same LSH behaviour, other signature values.
+Grouping the keys into clusters is the pipeline's job; this module only computes signatures and keys.
 """
 
 from __future__ import annotations
@@ -130,9 +130,8 @@ def word_hashes(norm: bytes) -> np.ndarray:
     lo = 0
     while lo < len(buf):
         hi = min(lo + _WORD_BYTES_PER_STEP, len(buf))
-        if hi < len(
-            buf
-        ):  # end the step at a space, so no word is cut (a word longer than a step is one step)
+        # End the step at a space, so that no word is cut (a word longer than a step is one step).
+        if hi < len(buf):
             nxt = norm.find(b" ", hi)
             hi = len(buf) if nxt < 0 else nxt
         out.append(_step_word_hashes(buf[lo:hi]))

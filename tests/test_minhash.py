@@ -304,3 +304,25 @@ def test_minhash_normalisation_matches_its_translation_table_on_every_code_point
         text = "a" + " x".join(points[start : start + (1 << 16)])
         nfd = unicodedata.normalize("NFD", text)
         assert normalize_for_minhash(text) == " ".join(nfd.translate(table).lower().split())
+
+
+def test_word_hashes_depend_on_the_word_only(monkeypatch) -> None:
+    """Equal words hash equal wherever they stand, across the steps a long text is cut into; 60k distinct
+    random words give as many distinct hashes; an anagram or a word one byte longer hashes differently."""
+    import random
+
+    import filters.minhash as mh
+
+    rng = random.Random(3)
+    words = [bytes(rng.choice(b"abcdefgh") for _ in range(rng.randint(1, 7))) for _ in range(100_000)]
+    text = b" ".join(words)
+    whole = mh.word_hashes(text)
+    monkeypatch.setattr(mh, "_WORD_BYTES_PER_STEP", 97)
+    assert (mh.word_hashes(text) == whole).all()
+    seen: dict[int, bytes] = {}
+    for word, h in zip(words, whole.tolist(), strict=True):
+        assert seen.setdefault(h, word) == word
+    assert len(seen) == len(set(words)) > 40_000
+    a, b, c = mh.word_hashes(b"listen silent listens").tolist()
+    assert len({a, b, c}) == 3
+    assert mh.word_hashes(b"").size == 0
