@@ -275,17 +275,23 @@ class HashFileFn(beam.DoFn):
         spill.close()
         dead.extend(sf.take_dead_letters())
         write_dead_letters(self.tmp_dir, item.index, dead)
-        counts[READ] += sf.read
-        for reason, n in sf.dropped.items():
-            counts[dropped(reason)] += n
-        for what, n in sf.repaired.items():
-            counts[repaired(what)] += n
+        counts.update(reading_counts(sf))
         if hp.rule is not None:
             yield from self._records(item, merged)
         for packed in digests.flush():
             yield beam.pvalue.TaggedOutput(DIGESTS, packed)
         reading = (admitted, self._bytes, dict(self._sent), dict(counts), spill.files)
         yield beam.pvalue.TaggedOutput(ADMITTED, (item.index, reading))
+
+
+def reading_counts(sf: SourceFile) -> Counter[str]:
+    """What reading a file counted: records read, drops and repairs by reason."""
+    counts: Counter[str] = Counter({READ: sf.read})
+    for reason, n in sf.dropped.items():
+        counts[dropped(reason)] += n
+    for what, n in sf.repaired.items():
+        counts[repaired(what)] += n
+    return counts
 
 
 def write_dead_letters(tmp_dir: str, file_index: int, dead: list[Document]) -> None:
@@ -424,11 +430,7 @@ class MineFileFn(beam.DoFn):
                 yield from mine(chunk, None)
             dead.extend(sf.take_dead_letters())
             write_dead_letters(self.tmp_dir, index, dead)
-            counts[READ] += sf.read
-            for reason, n in sf.dropped.items():
-                counts[dropped(reason)] += n
-            for what, n in sf.repaired.items():
-                counts[repaired(what)] += n
+            counts.update(reading_counts(sf))
         for packed in ids.flush():
             yield beam.pvalue.TaggedOutput(IDS, packed)
         for packed in bands.flush():
