@@ -1,8 +1,9 @@
 """`corral build` / `python -m pipeline.build`: the manifest's sources → filtered, deduplicated Parquet.
 
 Per source, three passes over its input files (`pipeline.passes`), cc_net's two passes plus a write:
-read + recipe → [hashes and digests counted across the source] → read again with the verdicts: whole-text
-exact dedup, line dedup, language ID, perplexity buckets, wiki-ref, bad words, MinHash band keys →
+read + recipe → [hashes and digests counted across the source] → the read chunks pass 1 kept (each input
+is parsed once), mined with the verdicts: whole-text exact dedup, line dedup, language ID, perplexity
+buckets, wiki-ref, bad words, MinHash band keys →
 [near-duplicate clusters] → Parquet parts that follow the input files, dead letters, `manifest.json`
 written last once every file's counts balance (`pipeline.write`). Documents never cross a shuffle.
 Everything that can be refused is refused before any work starts (manifest keys, globs that match nothing,
