@@ -32,41 +32,52 @@ import numpy as np
 
 from filters.components import union_find_roots
 from pipeline.components import BucketEdges, ConnectedComponents
+from pipeline.grouping import GroupInParts
 
 Packed = tuple[int, tuple[int, "Strings", "Strings"]]  # (key shard, (file, keys, nodes))
 
 
 class Strings:
-    """Many short strings (or byte strings) as one buffer and its offsets: one Python object for thousands of
-    records wherever Beam's local runner decodes and holds them (its grouping buffers keep decoded values).
-    Text is zlib-compressed: the ids of one file share their prefix (the file's name), so they shrink ~5×."""
+    """Many short strings (or byte strings) as one buffer and their sizes: one Python object for thousands of
+    records wherever Beam's local runner decodes and holds them (its grouping buffers keep decoded values,
+    and encode them all again at once when the grouped collection is read). Equal-width items (band keys,
+    digests) store no sizes; others store them in the narrowest unsigned type that fits (ids: one byte).
+    Text is zlib-compressed: the ids of one file share their prefix (the file's name), so they shrink ~2-5×."""
 
-    __slots__ = ("data", "offsets", "text")
+    __slots__ = ("count", "data", "sizes", "text", "width")
 
     def __init__(self, items: list[Any]) -> None:
         self.text = bool(items) and isinstance(items[0], str)
         raw = [i.encode("utf-8", errors="surrogatepass") for i in items] if self.text else items
         self.data = zlib.compress(b"".join(raw), 1) if self.text else b"".join(raw)
-        self.offsets = np.zeros(len(raw) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in raw], out=self.offsets[1:])
+        self.count = len(raw)
+        lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+        if len(lengths) and lengths.min() == lengths.max():
+            self.width, self.sizes = int(lengths[0]), None
+        else:
+            self.width = -1
+            self.sizes = lengths.astype(np.min_scalar_type(int(lengths.max()) if len(lengths) else 0))
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return self.count
 
     def __iter__(self) -> Iterator[Any]:
         data = zlib.decompress(self.data) if self.text else self.data
-        bounds = self.offsets.tolist()
+        if self.sizes is None:
+            bounds = [i * self.width for i in range(self.count + 1)]
+        else:
+            bounds = [0, *np.cumsum(self.sizes, dtype=np.int64).tolist()]
         for lo, hi in zip(bounds, bounds[1:], strict=False):
             piece = data[lo:hi]
             yield piece.decode("utf-8", errors="surrogatepass") if self.text else piece
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _strings, (self.data, self.offsets, self.text)
+        return _strings, (self.data, self.count, self.width, self.sizes, self.text)
 
 
-def _strings(data: bytes, offsets: np.ndarray, text: bool) -> Strings:
+def _strings(data: bytes, count: int, width: int, sizes: np.ndarray | None, text: bool) -> Strings:
     out = Strings.__new__(Strings)
-    out.data, out.offsets, out.text = data, offsets, text
+    out.data, out.count, out.width, out.sizes, out.text = data, count, width, sizes, text
     return out
 
 
@@ -139,7 +150,7 @@ class GroupEdges(beam.PTransform):
     def expand(self, packed: beam.PCollection) -> beam.PCollection:
         if self.distributed:
             return packed | "Unpack" >> beam.FlatMap(_unpack) | "BucketEdges" >> BucketEdges()
-        return packed | "ByShard" >> beam.GroupByKey() | "ShardEdges" >> beam.FlatMap(_shard_edges)
+        return packed | "ByShard" >> GroupInParts(lambda g: g | "ShardEdges" >> beam.FlatMap(_shard_edges))
 
 
 def _union_find(item: tuple[None, Iterable[tuple[str, str]]]) -> Iterator[tuple[str, str]]:

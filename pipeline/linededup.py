@@ -26,6 +26,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.dedup import DuplicatedLines, LineRecords, merge_line_records
+from pipeline.grouping import GroupInParts
 
 BROADCAST = "broadcast"
 PER_FILE = "per_file"
@@ -75,12 +76,9 @@ class LineVerdicts(beam.PTransform):
         self.source = source
         self.per_shard_cap = broadcast_max_hashes // max(shards, 1)
 
-    def expand(self, records: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return (
-            records
-            | "ByShard" >> beam.GroupByKey()
-            | "Verdicts"
-            >> beam.ParDo(ShardVerdictsFn(self.source, self.per_shard_cap)).with_outputs(
-                BROADCAST, PER_FILE, "paths"
-            )
+    def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
+        verdicts = ShardVerdictsFn(self.source, self.per_shard_cap)
+        return records | "ByShard" >> GroupInParts(
+            lambda g: g | "Verdicts" >> beam.ParDo(verdicts).with_outputs(BROADCAST, PER_FILE, "paths"),
+            tags=(BROADCAST, PER_FILE, "paths"),
         )
