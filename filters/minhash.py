@@ -88,7 +88,22 @@ def _shingle_spans(norm: bytes, ngram: int) -> tuple[list[int], list[int]]:
     return starts[: n_words - ngram + 1].tolist(), ends[ngram - 1 :].tolist()
 
 
+@lru_cache(maxsize=1)
+def _ascii_tables() -> tuple[bytes, bytes]:
+    """`normalize_for_minhash` restricted to ASCII as a `bytes.translate` table and deletion set: ASCII
+    control characters → space, `string.punctuation` deleted (every ASCII P* character is in it)."""
+    deleted, spaced = _deleted_and_spaced()
+    table = bytes(0x20 if spaced.sub(" ", chr(b)) == " " else b for b in range(256))
+    delete = bytes(b for b in range(128) if not deleted.sub("", chr(b)))
+    return table, delete
+
+
 def _encode(text: str) -> bytes:
+    """`normalize_for_minhash(text)` as UTF-8. An ASCII text (NFD changes nothing) takes a `bytes.translate`
+    path, ~5x faster than the regex classes and equal to them on every ASCII character (tested)."""
+    if text.isascii():
+        table, delete = _ascii_tables()
+        return b" ".join(text.encode("ascii").translate(table, delete).lower().split())
     # surrogatepass: lone surrogates (invalid UTF-16 left in scraped text) still hash deterministically.
     return normalize_for_minhash(text).encode("utf-8", "surrogatepass")
 
@@ -139,14 +154,31 @@ def word_hashes(norm: bytes) -> np.ndarray:
     return np.concatenate(out) if len(out) > 1 else out[0]
 
 
+_TABLE_POSITIONS = 64  # a word's first 64 bytes are mixed by table lookup; later bytes (rare) computed
+
+
+@lru_cache(maxsize=1)
+def _byte_mix_table() -> np.ndarray:
+    """`_fmix64((position << 8 | byte) ^ _WORD_SEED)` for the first positions of a word and every byte value,
+    flattened (128 KiB): one lookup per byte instead of seven array operations. A space adds nothing."""
+    pos = np.arange(_TABLE_POSITIONS, dtype=np.uint64)[:, None]
+    table = _fmix64((pos << np.uint64(8) | np.arange(256, dtype=np.uint64)[None, :]) ^ _WORD_SEED)
+    table[:, 0x20] = 0
+    return table.ravel()
+
+
 def _step_word_hashes(b: np.ndarray) -> np.ndarray:
     is_space = b == 0x20
     spaces = np.flatnonzero(is_space)
     starts = np.concatenate(([0], spaces + 1))
-    word_of = np.cumsum(is_space)
-    pos = np.arange(len(b), dtype=np.uint64) - starts[word_of].astype(np.uint64)
-    mixed = _fmix64((pos << np.uint64(8) | b.astype(np.uint64)) ^ _WORD_SEED)
-    mixed[spaces] = 0  # a space ends the word before it and adds nothing
+    word_of = np.cumsum(is_space, dtype=np.int64) - is_space  # a space closes the word before it
+    pos = np.arange(len(b), dtype=np.int64) - starts[word_of]
+    mixed = _byte_mix_table()[np.minimum(pos, _TABLE_POSITIONS - 1) << 8 | b]
+    far = np.flatnonzero(pos >= _TABLE_POSITIONS)
+    if len(far):
+        late = _fmix64((pos[far].astype(np.uint64) << np.uint64(8) | b[far].astype(np.uint64)) ^ _WORD_SEED)
+        late[b[far] == 0x20] = 0
+        mixed[far] = late
     sums = np.add.reduceat(mixed, starts)
     lengths = np.diff(np.append(starts, len(b) + 1)).astype(np.uint64) - np.uint64(1)
     return _fmix64(sums ^ (lengths * _WINDOW_MULTIPLIER))
@@ -245,21 +277,22 @@ class MinHasher:
         out = np.full((n, self.num_perm), EMPTY_VALUE, dtype=np.uint64)
         digests: list[bytes] = []
         counts = np.zeros(n, dtype=np.int64)
+        norms = []
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
-            norm = _encode(text)
-            if self.shingle_hash == "vectorized":
-                digests.append(self._window_hashes(norm))
-                counts[i] = len(digests[-1]) // 4
-                continue
-            starts, ends = _shingle_spans(norm, self.ngram)
-            counts[i] = len(starts)
-            digests.append(_sha1_32_spans(norm, starts, ends))
+            norms.append(_encode(text))
+        if self.shingle_hash == "vectorized":
+            hv, counts = self._batch_window_hashes(norms)
+        else:
+            for i, norm in enumerate(norms):
+                starts, ends = _shingle_spans(norm, self.ngram)
+                counts[i] = len(starts)
+                digests.append(_sha1_32_spans(norm, starts, ends))
+            hv = np.frombuffer(b"".join(digests), dtype="<u4")
+        del digests, norms
         if not counts.any():
             return out
-        hv = np.frombuffer(b"".join(digests), dtype="<u4")
-        del digests
         doc_of = np.repeat(np.arange(n, dtype=np.int64), counts)
         for start in range(0, len(hv), _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, len(hv))
@@ -271,6 +304,33 @@ class MinHasher:
             seg_docs = docs[seg_starts]
             out[seg_docs] = np.minimum(out[seg_docs], mins)
         return out
+
+    def _batch_window_hashes(self, norms: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """`_window_hashes` of every text, concatenated, and how many each has — computed for the whole
+        batch at once: the words of all texts hashed in one pass, the windows combined over the joined
+        word array (windows across two texts are computed and never used), then each text's picked out.
+        Texts shorter than a window take `_window_hashes` one by one. Same values, ~4x fewer numpy calls."""
+        n, ngram = len(norms), self.ngram
+        words = np.fromiter((x.count(b" ") + 1 if x else 0 for x in norms), dtype=np.int64, count=n)
+        counts = np.where(words >= ngram, words - ngram + 1, 0)
+        parts: list[np.ndarray] = [np.zeros(0, dtype="<u4")] * n
+        long_docs = np.flatnonzero(words >= ngram)
+        if len(long_docs):
+            hashes = word_hashes(b" ".join([norms[i] for i in long_docs.tolist()]))
+            n_win = len(hashes) - ngram + 1
+            acc = np.zeros(n_win, dtype=np.uint64)
+            for i in range(ngram):
+                acc = acc * _WINDOW_MULTIPLIER + hashes[i : i + n_win]
+            values = (_fmix64(acc) >> np.uint64(32)).astype("<u4")
+            first_word = np.cumsum(words[long_docs]) - words[long_docs]
+            for d, lo, k in zip(
+                long_docs.tolist(), first_word.tolist(), counts[long_docs].tolist(), strict=True
+            ):
+                parts[d] = values[lo : lo + k]
+        for d in np.flatnonzero((words > 0) & (words < ngram)).tolist():
+            parts[d] = np.frombuffer(self._window_hashes(norms[d]), dtype="<u4")
+            counts[d] = len(parts[d])
+        return np.concatenate(parts) if n else np.zeros(0, dtype="<u4"), counts
 
     def _window_hashes(self, norm: bytes) -> bytes:
         """32-bit hashes of the word n-grams of a normalised text: every word hashed in numpy

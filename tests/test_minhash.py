@@ -326,3 +326,63 @@ def test_word_hashes_depend_on_the_word_only(monkeypatch) -> None:
     a, b, c = mh.word_hashes(b"listen silent listens").tolist()
     assert len({a, b, c}) == 3
     assert mh.word_hashes(b"").size == 0
+
+
+def test_ascii_fast_path_equals_the_definition_on_every_ascii_character() -> None:
+    """`_encode` takes `bytes.translate` for ASCII text: the same bytes as `normalize_for_minhash`."""
+    from filters.minhash import _encode
+
+    for cp in range(128):
+        c = chr(cp)
+        for text in (c, f"a{c}b", f" {c}X{c} ", c * 3, f"Word{c}\t{c}END"):
+            assert text.isascii()
+            assert _encode(text) == normalize_for_minhash(text).encode(), repr(text)
+
+
+def _per_document_signature(mh: MinHasher, text: str) -> np.ndarray:
+    """The vectorized scheme one document at a time (its definition, without the batch path)."""
+    hv = np.frombuffer(mh._window_hashes(normalize_for_minhash(text).encode("utf-8", "surrogatepass")), "<u4")
+    if not len(hv):
+        return np.full(mh.num_perm, EMPTY_VALUE, dtype=np.uint64)
+    return mh._permute(hv).min(axis=1).astype(np.uint64)
+
+
+def test_batched_window_hashes_equal_the_per_document_definition() -> None:
+    """A batch hashes the words of all its texts at once and combines windows over the joined words;
+    every text still gets exactly its own windows: short, empty, 13-word, long, non-ASCII, long words."""
+    rng = random.Random(5)
+    alphabet = [chr(i) for i in range(128)] + ["é", "Σ", "—", "\u00a0", "\ue000", "🙂"]
+    texts = list(MIXED) + ["", " ", "\n\n", "x" * 200 + " " + "y" * 70 + " tail"]
+    for _ in range(600):
+        words = rng.choice([0, 1, 3, 12, 13, 14, 40, 300])
+        pool = alphabet if rng.random() < 0.3 else list("abcdefgh")
+        texts.append(
+            " ".join("".join(rng.choice(pool) for _ in range(rng.randint(0, 9))) for _ in range(words))
+        )
+    mh = MinHasher(shingle_hash="vectorized")
+    batch = mh.signatures(texts)
+    for text, row in zip(texts, batch, strict=True):
+        np.testing.assert_array_equal(row, _per_document_signature(mh, text))
+
+
+def test_word_hash_table_equals_the_mix_it_tabulates() -> None:
+    """The first bytes of a word are mixed by table lookup, later ones computed: both are the same mix."""
+    import filters.minhash as mh
+
+    rng = random.Random(9)
+    for _ in range(50):
+        words = [
+            bytes(rng.choice(b"abc\xc3\xa9") for _ in range(rng.choice([1, 5, 63, 64, 65, 200])))
+            for _ in range(20)
+        ]
+        buf = np.frombuffer(b" ".join(words), dtype=np.uint8)
+        expected = []
+        for w in words:
+            b = np.frombuffer(w, dtype=np.uint8).astype(np.uint64)
+            pos = np.arange(len(w), dtype=np.uint64)
+            total = mh._fmix64((pos << np.uint64(8) | b) ^ mh._WORD_SEED).sum(dtype=np.uint64)
+            length = (
+                np.array([len(w)], dtype=np.uint64) * mh._WINDOW_MULTIPLIER
+            )  # wraps mod 2^64, as arrays do
+            expected.append(mh._fmix64(total ^ length)[0])
+        np.testing.assert_array_equal(mh._step_word_hashes(buf), np.array(expected, dtype=np.uint64))
