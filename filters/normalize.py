@@ -120,12 +120,24 @@ def normalize_for_dedup(line: str) -> str:
     return line.translate(_DELETE_PUNCT_AND_CONTROL)
 
 
+# `normalize_for_dedup` on ASCII, as a `bytes.translate` table and deletion set: digits to "0", the deleted
+# characters that are ASCII (the controls) deleted — except the newline that separates the lines.
+_ASCII_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))
+_ASCII_DELETED_BUT_NEWLINE = bytes(
+    b for b in range(128) if chr(b) in (*UNICODE_PUNCT, *CONTROL_CHARS) and b != 10
+)
+
+
 def normalize_lines_for_dedup(text: str) -> list[str]:
     """`normalize_for_dedup` of every line of `text` (split on "\n"), in three calls over the whole text
     instead of three per line. The same strings: each line is stripped first, and lowercasing, the digit
     rule and the deletions act on one character at a time (Python's only context rule, the final sigma,
-    stops at a newline, which is neither cased nor case-ignorable)."""
+    stops at a newline, which is neither cased nor case-ignorable). ASCII text takes `bytes.translate`
+    (equal on every ASCII character, tested), ~4x faster than the regex class."""
     joined = "\n".join([line.strip() for line in text.split("\n")])
+    if joined.isascii():
+        data = joined.encode("ascii").lower().translate(_ASCII_DIGITS_TO_ZERO, _ASCII_DELETED_BUT_NEWLINE)
+        return data.decode("ascii").split("\n")
     joined = _DIGIT_RE.sub("0", joined.lower())
     return _PUNCT_AND_CONTROL_BUT_NEWLINE.sub("", joined).split("\n")
 

@@ -85,3 +85,13 @@ def test_whole_text_normalisation_equals_the_line_by_line_one_on_every_code_poin
         assert normalize_lines_for_dedup(text) == [normalize_for_dedup(line) for line in lines]
     assert normalize_lines_for_dedup("") == [""]
     assert normalize_lines_for_dedup("\n\n") == ["", "", ""]
+
+
+def test_lines_for_dedup_ascii_path_equals_per_line_on_every_ascii_character() -> None:
+    """ASCII text takes `bytes.translate`: the same strings as cc_net's per-line normalisation."""
+    for cp in range(128):
+        c = chr(cp)
+        for text in (c, f"a{c}b", f" {c}X{c} \n{c}9Z{c}", c * 3 + "\n\n" + c, f"Line 42{c}\n\t{c}END 7 "):
+            assert text.isascii()
+            expected = [normalize_for_dedup(line) for line in text.split("\n")]
+            assert normalize_lines_for_dedup(text) == expected, repr(text)
