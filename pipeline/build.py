@@ -28,6 +28,7 @@ from manifests.lm_index import LMIndex, index_path
 from manifests.schema import Manifest, ManifestError, load_manifest
 from manifests.versions import package_versions
 from pipeline.dedup import ClusterSizes, DuplicateMembers, NearDuplicates
+from pipeline.grouping import parts_for
 from pipeline.linededup import BROADCAST, PER_FILE, LineVerdicts
 from pipeline.options import is_dry_run, is_local, make_runner, parse_args, pipeline_options
 from pipeline.passes import (
@@ -199,6 +200,7 @@ def add_source(
     rule = dedup_rule(cfg)
     algorithm = cluster_algorithm(cfg, files, local_runner)
     distributed = algorithm == "distributed"
+    parts = parts_for(sum(f.size for f in files))
     n = f"[{source}]"
     inputs = p | f"Files{n}" >> beam.Create(files) | f"Spread{n}" >> beam.Reshuffle()
     by_index = inputs | f"ByIndex{n}" >> beam.Map(lambda f: (f.index, f))
@@ -214,7 +216,7 @@ def add_source(
         if rule is not None:
             cc = cfg.ccnet
             verdicts = hashed[LINES] | f"LineDedup{n}" >> LineVerdicts(
-                source, cc.dedup_shards, cc.broadcast_max_hashes
+                source, cc.dedup_shards, cc.broadcast_max_hashes, parts
             )
             arrived.append(hashed[LINES] | f"Arrived{LINES}{n}" >> CountReceived(LINES))
             broadcast = verdicts[BROADCAST]
@@ -224,7 +226,7 @@ def add_source(
             arrived.append(hashed[DIGESTS] | f"Arrived{DIGESTS}{n}" >> CountReceived(DIGESTS))
             mine_inputs["exact"] = (
                 hashed[DIGESTS]
-                | f"ExactDuplicates{n}" >> DuplicateMembers(distributed)
+                | f"ExactDuplicates{n}" >> DuplicateMembers(distributed, parts)
                 | f"ExactToFile{n}" >> beam.Map(lambda node: (parse_node(node)[1], parse_node(node)[0]))
             )
     if broadcast is None:
@@ -246,13 +248,15 @@ def add_source(
     part_inputs: dict[str, beam.PCollection] = {
         "spills": mined[SPILLED],
         "duplicate_id": mined[IDS]
-        | f"DuplicateIds{n}" >> DuplicateMembers(distributed)
+        | f"DuplicateIds{n}" >> DuplicateMembers(distributed, parts)
         | f"IdToPart{n}" >> beam.Map(to_part),
     }
     arrived.append(mined[IDS] | f"Arrived{IDS}{n}" >> CountReceived(IDS))
     if cfg.minhash.enabled:
         arrived.append(mined[BANDS] | f"Arrived{BANDS}{n}" >> CountReceived(BANDS))
-        near = mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates(distributed, cfg.clusters.max_rounds)
+        near = mined[BANDS] | f"NearDuplicates{n}" >> NearDuplicates(
+            distributed, cfg.clusters.max_rounds, parts
+        )
         part_inputs["near_duplicate"] = near | f"NearToPart{n}" >> beam.Map(lambda nr: to_part(nr[0]))
         global_counts.append(near | f"ClusterSizes{n}" >> ClusterSizes())
     part_files: dict[int, list[int]] = {}

@@ -143,14 +143,16 @@ def _shard_edges(item: tuple[int, Iterable[tuple[int, Strings, Strings]]]) -> It
 class GroupEdges(beam.PTransform):
     """Packed `(key, node)` records → `(member, smallest node of its key group)` edges."""
 
-    def __init__(self, distributed: bool) -> None:
+    def __init__(self, distributed: bool, parts: int = 1) -> None:
         super().__init__()
         self.distributed = distributed
+        self.parts = parts  # `sharded`: the key shards grouped in this many parts (`pipeline.grouping`)
 
     def expand(self, packed: beam.PCollection) -> beam.PCollection:
         if self.distributed:
             return packed | "Unpack" >> beam.FlatMap(_unpack) | "BucketEdges" >> BucketEdges()
-        return packed | "ByShard" >> GroupInParts(lambda g: g | "ShardEdges" >> beam.FlatMap(_shard_edges))
+        edges = GroupInParts(lambda g: g | "ShardEdges" >> beam.FlatMap(_shard_edges), parts=self.parts)
+        return packed | "ByShard" >> edges
 
 
 def _union_find(item: tuple[None, Iterable[tuple[str, str]]]) -> Iterator[tuple[str, str]]:
@@ -180,27 +182,30 @@ class Components(beam.PTransform):
 class DuplicateMembers(beam.PTransform):
     """Packed `(key, node)` records → the nodes to drop: all but the smallest node of each key group."""
 
-    def __init__(self, distributed: bool) -> None:
+    def __init__(self, distributed: bool, parts: int = 1) -> None:
         super().__init__()
         self.distributed = distributed
+        self.parts = parts
 
     def expand(self, packed: beam.PCollection) -> beam.PCollection:
-        return packed | "Edges" >> GroupEdges(self.distributed) | "Members" >> beam.Map(lambda edge: edge[0])
+        edges = GroupEdges(self.distributed, self.parts)
+        return packed | "Edges" >> edges | "Members" >> beam.Map(lambda edge: edge[0])
 
 
 class NearDuplicates(beam.PTransform):
     """Packed `(band key, node)` records → `(node, root)` for the nodes to drop: every member of a cluster
     but its root, the smallest node."""
 
-    def __init__(self, distributed: bool, max_rounds: int) -> None:
+    def __init__(self, distributed: bool, max_rounds: int, parts: int = 1) -> None:
         super().__init__()
         self.distributed = distributed
         self.max_rounds = max_rounds
+        self.parts = parts
 
     def expand(self, packed: beam.PCollection) -> beam.PCollection:
         return (
             packed
-            | "Edges" >> GroupEdges(self.distributed)
+            | "Edges" >> GroupEdges(self.distributed, self.parts)
             | "Components" >> Components(self.distributed, self.max_rounds)
             | "NotRoot" >> beam.Filter(lambda nr: nr[0] != nr[1])
         )

@@ -71,14 +71,16 @@ class ShardVerdictsFn(beam.DoFn):
 class LineVerdicts(beam.PTransform):
     """`(shard key, (file_index, LineRecords))` → broadcast duplicated sets + per-file verdicts + path counts."""
 
-    def __init__(self, source: str, shards: int, broadcast_max_hashes: int) -> None:
+    def __init__(self, source: str, shards: int, broadcast_max_hashes: int, parts: int = 1) -> None:
         super().__init__()
         self.source = source
         self.per_shard_cap = broadcast_max_hashes // max(shards, 1)
+        self.parts = parts  # the shards grouped in this many parts (`pipeline.grouping`)
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
         verdicts = ShardVerdictsFn(self.source, self.per_shard_cap)
         return records | "ByShard" >> GroupInParts(
             lambda g: g | "Verdicts" >> beam.ParDo(verdicts).with_outputs(BROADCAST, PER_FILE, "paths"),
             tags=(BROADCAST, PER_FILE, "paths"),
+            parts=self.parts,
         )

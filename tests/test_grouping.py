@@ -9,7 +9,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.dedup import Strings
-from pipeline.grouping import GroupInParts
+from pipeline.grouping import GroupInParts, parts_for
 
 
 @pytest.mark.parametrize(
@@ -41,14 +41,17 @@ def _sorted_groups(kv: tuple[int, list[str]]) -> tuple[int, list[str]]:
     return kv[0], sorted(kv[1])
 
 
-def test_group_in_parts_equals_one_group_by_key() -> None:
+@pytest.mark.parametrize("parts", [1, 4])
+def test_group_in_parts_equals_one_group_by_key(parts: int) -> None:
     records = [(k % 23, f"v{k}") for k in range(500)]
     expected = {}
     for k, v in records:
         expected.setdefault(k, []).append(v)
     with beam.Pipeline() as p:
         grouped = (
-            p | beam.Create(records) | GroupInParts(lambda g: g | "Sort" >> beam.Map(_sorted_groups), parts=4)
+            p
+            | beam.Create(records)
+            | GroupInParts(lambda g: g | "Sort" >> beam.Map(_sorted_groups), parts=parts)
         )
         assert_that(grouped, equal_to([(k, sorted(v)) for k, v in expected.items()]))
 
@@ -57,7 +60,8 @@ def _tagged(kv: tuple[int, list[str]]):
     yield beam.pvalue.TaggedOutput("even" if kv[0] % 2 == 0 else "odd", (kv[0], len(kv[1])))
 
 
-def test_group_in_parts_flattens_each_tag() -> None:
+@pytest.mark.parametrize("parts", [1, 3])
+def test_group_in_parts_flattens_each_tag(parts: int) -> None:
     records = [(k % 10, k) for k in range(100)]
     with beam.Pipeline() as p:
         out = (
@@ -71,3 +75,7 @@ def test_group_in_parts_flattens_each_tag() -> None:
         )
         assert_that(out["even"], equal_to([(k, 10) for k in range(0, 10, 2)]), label="Even")
         assert_that(out["odd"], equal_to([(k, 10) for k in range(1, 10, 2)]), label="Odd")
+
+
+def test_parts_follow_the_input_size() -> None:
+    assert [parts_for(n << 20) for n in (0, 1, 64, 65, 300, 512, 10_000)] == [1, 1, 1, 2, 5, 8, 8]
