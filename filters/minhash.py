@@ -309,7 +309,8 @@ class MinHasher:
         """`_window_hashes` of every text, concatenated, and how many each has — computed for the whole
         batch at once: the words of all texts hashed in one pass, the windows combined over the joined
         word array (windows across two texts are computed and never used), then each text's picked out.
-        Texts shorter than a window take `_window_hashes` one by one. Same values, ~4x fewer numpy calls."""
+        Texts shorter than a window take `_window_hashes` one by one. Same values as one text at a time, with
+        the array work done once per batch instead of a dozen numpy calls per text."""
         n, ngram = len(norms), self.ngram
         words = np.fromiter((x.count(b" ") + 1 if x else 0 for x in norms), dtype=np.int64, count=n)
         counts = np.where(words >= ngram, words - ngram + 1, 0)
